@@ -1,0 +1,1 @@
+"""cws-workload: provision workloads through the CWS instance API."""
