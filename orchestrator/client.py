@@ -1,0 +1,331 @@
+"""The CWS instance API over httpx: one method per call, errors translated, retries where safe.
+
+Retries follow one rule. A call that certainly did not act (a refused
+connection, `429`, `503`) is sent again after a backoff that honours
+`Retry-After`. A call that may have acted (a time-out, a dropped connection,
+another `5xx`) is sent again only when sending it twice is harmless: reads,
+refreshes and deletes. Creates and actions raise instead, so the engine can
+look for what the first attempt made before it sends another.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+import anyio
+import httpx
+import stamina
+import structlog
+
+from orchestrator.errors import (
+    ApiError,
+    AuthenticationFailed,
+    BadRequest,
+    Forbidden,
+    NotFound,
+    ServerError,
+    Throttled,
+    TransportError,
+)
+
+log = structlog.get_logger("orchestrator.client")
+
+DEFAULT_TIMEOUT_SECONDS = 30.0
+# Retries of one call stop at whichever limit comes first.
+RETRY_ATTEMPTS = 8
+RETRY_TIMEOUT_SECONDS = 120.0
+RETRY_WAIT_INITIAL_SECONDS = 0.1
+RETRY_WAIT_MAX_SECONDS = 10.0
+
+STATUS_ERRORS: dict[int, type[ApiError]] = {
+    400: BadRequest,
+    401: AuthenticationFailed,
+    403: Forbidden,
+    404: NotFound,
+    429: Throttled,
+}
+
+
+class RateLimiter:
+    """A token bucket: at most `rate` calls a second on average, bursts up to `burst`."""
+
+    def __init__(self, rate: float, burst: int | None = None, clock: Callable[[], float] = time.monotonic):
+        if rate <= 0:
+            raise ValueError(f"rate must be positive, got {rate}")
+        self.rate = rate
+        self.burst = burst if burst is not None else max(1, int(rate))
+        self._clock = clock
+        self._tokens = float(self.burst)
+        self._updated = clock()
+        self._lock = anyio.Lock()
+
+    async def acquire(self) -> None:
+        async with self._lock:
+            while True:
+                now = self._clock()
+                self._tokens = min(self.burst, self._tokens + (now - self._updated) * self.rate)
+                self._updated = now
+                if self._tokens >= 1:
+                    self._tokens -= 1
+                    return
+                await anyio.sleep((1 - self._tokens) / self.rate)
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("Retry-After")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None
+
+
+def _not_acted(error: Exception) -> bool | float:
+    """Backoff hook for calls that are unsafe to repeat: retry only what surely did not act."""
+    if isinstance(error, Throttled):
+        return error.retry_after if error.retry_after is not None else True
+    if isinstance(error, ServerError) and error.status == 503:
+        return error.retry_after if error.retry_after is not None else True
+    if isinstance(error, TransportError):
+        return not error.maybe_acted
+    return False
+
+
+def _transient(error: Exception) -> bool | float:
+    """Backoff hook for calls that are safe to repeat: retry every transient failure."""
+    if isinstance(error, (Throttled, ServerError)):
+        return error.retry_after if error.retry_after is not None else True
+    return isinstance(error, TransportError)
+
+
+class CwsClient:
+    """An async client of one CWS endpoint and account.
+
+    `transport` replaces the network, e.g. with an `httpx.ASGITransport` of the
+    embedded emulator. `calls` counts calls by endpoint, retries included.
+    """
+
+    def __init__(
+        self,
+        endpoint: str,
+        api_key: str,
+        api_secret: str,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        timeout: float = DEFAULT_TIMEOUT_SECONDS,
+        max_rps: float | None = None,
+        retry_attempts: int = RETRY_ATTEMPTS,
+        retry_timeout: float = RETRY_TIMEOUT_SECONDS,
+        on_retry: Callable[[str, Exception, int], None] | None = None,
+    ) -> None:
+        self.endpoint = endpoint.rstrip("/")
+        self._http = httpx.AsyncClient(
+            base_url=self.endpoint + "/api",
+            auth=(api_key, api_secret),
+            transport=transport,
+            timeout=timeout,
+            limits=httpx.Limits(max_connections=64, max_keepalive_connections=64),
+            headers={"Accept": "application/json", "User-Agent": "cws-workload"},
+        )
+        self._limiter = RateLimiter(max_rps) if max_rps else None
+        self._retry_attempts = retry_attempts
+        self._retry_timeout = retry_timeout
+        self._on_retry = on_retry
+        self.calls: Counter[str] = Counter()
+        self.retries: Counter[str] = Counter()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> CwsClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    # Requests
+
+    async def get_request(self, request_id: str) -> dict[str, Any]:
+        body = await self._call("GET", f"/request/{request_id}", "GET /request/{id}", safe=True)
+        if isinstance(body, list):
+            if not body:
+                raise NotFound(404, "NOT_FOUND", "empty request list", "GET", f"/request/{request_id}")
+            return body[0]
+        return body
+
+    async def list_requests(self, *, cleanup: bool = False) -> list[dict[str, Any]]:
+        params = {"cleanup": "true"} if cleanup else None
+        return await self._call("GET", "/request", "GET /request", params=params, safe=True)
+
+    # Instances
+
+    async def get_instance(self, instance_id: str) -> dict[str, Any]:
+        return await self._call("GET", f"/instance/{instance_id}", "GET /instance/{id}", safe=True)
+
+    async def refresh_instance(self, instance_id: str) -> dict[str, Any]:
+        """Start a `{type}.retrieve` request that reads the status from the provider."""
+        return await self._call(
+            "GET",
+            f"/instance/{instance_id}",
+            "GET /instance/{id}?refresh",
+            params={"refresh": "true"},
+            safe=True,
+        )
+
+    async def list_instances(
+        self,
+        *,
+        resource_type: str | None = None,
+        provider: str | None = None,
+        region: str | None = None,
+        cleanup: bool = False,
+    ) -> list[dict[str, Any]]:
+        params = {
+            key: value
+            for key, value in (
+                ("resourceType", resource_type),
+                ("provider", provider),
+                ("region", region),
+                ("cleanup", "true" if cleanup else None),
+            )
+            if value is not None
+        }
+        return await self._call("GET", "/instance", "GET /instance", params=params or None, safe=True)
+
+    async def create_instance(self, resource_uri: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Send a create; may raise an ambiguous error after the server acted."""
+        return await self._call("POST", f"/resource/{resource_uri}", "POST /resource", json=body, safe=False)
+
+    async def create_image(self, vm_instance_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        return await self._call(
+            "POST",
+            f"/instance/{vm_instance_id}",
+            "POST /instance/{id}?action=image",
+            params={"action": "image"},
+            json=body,
+            safe=False,
+        )
+
+    async def instance_action(self, instance_id: str, action: str, body: dict[str, Any]) -> dict[str, Any]:
+        return await self._call(
+            "PUT",
+            f"/instance/{instance_id}",
+            f"PUT /instance/{{id}}?action={action}",
+            params={"action": action},
+            json=body,
+            safe=False,
+        )
+
+    async def delete_instance(self, instance_id: str) -> dict[str, Any]:
+        return await self._call("DELETE", f"/instance/{instance_id}", "DELETE /instance/{id}", safe=True)
+
+    async def get_catalog(self) -> dict[str, Any] | None:
+        """Return the endpoint's catalog, or None when it offers none."""
+        try:
+            return await self._call("GET", "/catalog", "GET /catalog", safe=True)
+        except (NotFound, BadRequest):
+            return None
+
+    # Transport
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        endpoint_name: str,
+        *,
+        params: dict[str, str] | None = None,
+        json: dict[str, Any] | None = None,
+        safe: bool,
+    ) -> Any:
+        attempt_number = 0
+        async for attempt in stamina.retry_context(
+            on=_transient if safe else _not_acted,
+            attempts=self._retry_attempts,
+            timeout=self._retry_timeout,
+            wait_initial=RETRY_WAIT_INITIAL_SECONDS,
+            wait_max=RETRY_WAIT_MAX_SECONDS,
+        ):
+            with attempt:
+                attempt_number += 1
+                if attempt_number > 1:
+                    self.retries[endpoint_name] += 1
+                try:
+                    return await self._send_once(method, path, endpoint_name, params, json)
+                except Exception as error:
+                    if self._on_retry is not None and (_transient if safe else _not_acted)(error):
+                        self._on_retry(endpoint_name, error, attempt_number)
+                    raise
+        raise AssertionError("unreachable: stamina re-raises the last error")
+
+    async def _send_once(
+        self,
+        method: str,
+        path: str,
+        endpoint_name: str,
+        params: dict[str, str] | None,
+        json: dict[str, Any] | None,
+    ) -> Any:
+        if self._limiter is not None:
+            await self._limiter.acquire()
+        self.calls[endpoint_name] += 1
+        url = self.endpoint + "/api" + path
+        try:
+            response = await self._http.request(method, path, params=params, json=json)
+        except httpx.ConnectError as error:
+            raise TransportError(
+                f"cannot connect to {self.endpoint}: {error or 'connection refused'}; "
+                "check that the endpoint is running and the URL is right",
+                method=method,
+                url=url,
+                maybe_acted=False,
+            ) from None
+        except httpx.TimeoutException as error:
+            raise TransportError(
+                f"{method} {url} timed out ({type(error).__name__})",
+                method=method,
+                url=url,
+                maybe_acted=not isinstance(error, (httpx.ConnectTimeout, httpx.PoolTimeout)),
+            ) from None
+        except httpx.TransportError as error:
+            raise TransportError(
+                f"{method} {url} got no complete answer: {error or type(error).__name__}",
+                method=method,
+                url=url,
+                maybe_acted=True,
+            ) from None
+
+        if response.status_code >= 400:
+            raise _api_error(response, method, url)
+        try:
+            return response.json()
+        except ValueError:
+            raise TransportError(
+                f"{method} {url} returned a body that is not JSON (status {response.status_code})",
+                method=method,
+                url=url,
+                maybe_acted=True,
+            ) from None
+
+
+def _api_error(response: httpx.Response, method: str, url: str) -> ApiError:
+    code, message = "HTTP_ERROR", response.reason_phrase or "error"
+    try:
+        body = response.json()
+        error = body.get("error", {}) if isinstance(body, dict) else {}
+        code = str(error.get("code", code))
+        message = str(error.get("message", message))
+    except ValueError:
+        pass
+    status = response.status_code
+    retry_after = _retry_after(response)
+    if status == 429:
+        return Throttled(status, code, message, method, url, retry_after=retry_after)
+    if status >= 500:
+        return ServerError(status, code, message, method, url, retry_after=retry_after)
+    error_class = STATUS_ERRORS.get(status, ApiError)
+    return error_class(status, code, message, method, url)

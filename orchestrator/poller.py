@@ -1,0 +1,119 @@
+"""Following asynchronous requests: when to poll, and when a request counts as lost.
+
+The first poll of a request goes out when the request is expected to finish:
+the smoothed duration observed on earlier runs for the same action and
+resource URI (kept in the state). With no observation yet, it goes out after
+`FIRST_POLL_SECONDS`. After that, each interval is a fraction
+(`BACKOFF_FRACTION`) of the time waited so far, with jitter, at least
+`MIN_INTERVAL_SECONDS` and at most `MAX_INTERVAL_SECONDS`.
+
+So a request that finishes at its expected time is noticed by the first poll,
+and one that finishes later is noticed at most
+max(MIN_INTERVAL_SECONDS, BACKOFF_FRACTION × (1 + JITTER_FRACTION) × time waited),
+and never more than MAX_INTERVAL_SECONDS, after it finished.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from orchestrator.client import CwsClient
+from orchestrator.clock import Clock
+
+FIRST_POLL_SECONDS = 0.2
+MIN_INTERVAL_SECONDS = 0.05
+MAX_INTERVAL_SECONDS = 5.0
+BACKOFF_FRACTION = 0.2
+JITTER_FRACTION = 0.1
+# A first poll that already finds the request finished may have come late;
+# the observation is shortened by this factor so the next run probes a little earlier.
+EARLY_PROBE_FACTOR = 0.98
+
+
+class RequestLost(Exception):
+    """A request still `in-progress` at its deadline."""
+
+    def __init__(self, request: dict[str, Any], waited_seconds: float) -> None:
+        super().__init__(f"request {request.get('requestId')} still in-progress after {waited_seconds:.1f} s")
+        self.request = request
+        self.waited_seconds = waited_seconds
+
+
+class RequestVanished(Exception):
+    """The API answered 404 for a request being followed (another client cleaned it up)."""
+
+
+def next_interval(waited: float, rng: random.Random) -> float:
+    """Return the wait before the next poll of a request already waited on for `waited` seconds."""
+    base = max(MIN_INTERVAL_SECONDS, waited * BACKOFF_FRACTION)
+    jittered = base * (1 + rng.uniform(-JITTER_FRACTION, JITTER_FRACTION))
+    return min(MAX_INTERVAL_SECONDS, max(MIN_INTERVAL_SECONDS, jittered))
+
+
+@dataclass
+class Expectations:
+    """Smoothed durations in seconds by (action, resource URI), learnt across runs."""
+
+    durations: dict[tuple[str, str], float] = field(default_factory=dict)
+    record: Callable[[str, str, float], None] | None = None
+
+    def get(self, action: str, resource_uri: str) -> float | None:
+        return self.durations.get((action, resource_uri))
+
+    def observe(self, action: str, resource_uri: str, seconds: float, *, first_try: bool) -> None:
+        if first_try:
+            seconds *= EARLY_PROBE_FACTOR
+        if self.record is not None:
+            self.record(action, resource_uri, seconds)
+
+
+class Poller:
+    """Follows requests of one run with the schedule described in this module's docstring."""
+
+    def __init__(self, client: CwsClient, clock: Clock, expectations: Expectations, seed: int | None = None):
+        self.client = client
+        self.clock = clock
+        self.expectations = expectations
+        self._rng = random.Random(seed)
+
+    async def follow(
+        self,
+        request: dict[str, Any],
+        *,
+        action: str,
+        resource_uri: str,
+        sent_at: float,
+        deadline_at: float,
+        on_poll: Callable[[dict[str, Any]], None] | None = None,
+    ) -> dict[str, Any]:
+        """Poll a request until it is completed or failed and return it.
+
+        Raise RequestLost at the deadline and RequestVanished on 404.
+        """
+        from orchestrator.errors import NotFound
+
+        request_id = request["requestId"]
+        if request.get("requestStatus") not in (None, "in-progress"):
+            return request
+        expected = self.expectations.get(action, resource_uri)
+        next_poll = sent_at + (expected if expected is not None else FIRST_POLL_SECONDS)
+        polls = 0
+        while True:
+            await self.clock.sleep_until(min(next_poll, deadline_at))
+            try:
+                current = await self.client.get_request(request_id)
+            except NotFound:
+                raise RequestVanished(request_id) from None
+            polls += 1
+            if on_poll is not None:
+                on_poll(current)
+            now = self.clock.now()
+            if current.get("requestStatus") != "in-progress":
+                self.expectations.observe(action, resource_uri, now - sent_at, first_try=polls == 1)
+                return current
+            if now >= deadline_at:
+                raise RequestLost(current, now - sent_at)
+            next_poll = now + next_interval(now - sent_at, self._rng)
