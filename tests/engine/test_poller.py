@@ -1,0 +1,118 @@
+"""The poller's schedule, driven by a manual clock: prompt notice with few calls."""
+
+import anyio
+import pytest
+from anyio import wait_all_tasks_blocked
+
+from orchestrator.clock import ManualClock
+from orchestrator.poller import (
+    BACKOFF_FRACTION,
+    FIRST_POLL_SECONDS,
+    JITTER_FRACTION,
+    MAX_INTERVAL_SECONDS,
+    MIN_INTERVAL_SECONDS,
+    Expectations,
+    Poller,
+    RequestLost,
+)
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend():
+    return "asyncio"
+
+
+class ScriptedRequests:
+    """Stands in for the API: a request completes when the manual clock reaches finish_at.
+
+    A served emulator cannot be driven by a manual clock from this side of the
+    wire, so this is the one place the tests replace the client.
+    """
+
+    def __init__(self, clock: ManualClock, finish_at: float | None) -> None:
+        self.clock = clock
+        self.finish_at = finish_at
+        self.polls: list[float] = []
+
+    async def get_request(self, request_id: str) -> dict:
+        self.polls.append(self.clock.now())
+        done = self.finish_at is not None and self.clock.now() >= self.finish_at
+        return {"requestId": request_id, "requestStatus": "completed" if done else "in-progress"}
+
+
+async def drive(clock: ManualClock, until_done: anyio.Event, limit: int = 10_000) -> None:
+    """Advance the clock to each sleeper's deadline in turn until the follower returns."""
+    for _ in range(limit):
+        await wait_all_tasks_blocked()
+        if until_done.is_set():
+            return
+        deadline = clock.next_deadline()
+        assert deadline is not None, "the follower is blocked without a timer"
+        clock.advance(deadline - clock.now())
+    raise AssertionError("follower did not finish")
+
+
+async def follow(clock, api, expectations, deadline=600.0):
+    poller = Poller(api, clock, expectations, seed=1)
+    done = anyio.Event()
+    outcome = {}
+
+    async def run():
+        try:
+            outcome["request"] = await poller.follow(
+                {"requestId": "r1", "requestStatus": "in-progress"},
+                action="vm.create",
+                resource_uri="vm/p/r/s",
+                sent_at=clock.now(),
+                deadline_at=clock.now() + deadline,
+            )
+        except RequestLost as error:
+            outcome["lost"] = error
+        done.set()
+
+    async with anyio.create_task_group() as task_group:
+        task_group.start_soon(run)
+        await drive(clock, done)
+    return outcome
+
+
+async def test_known_duration_needs_one_poll():
+    clock = ManualClock()
+    api = ScriptedRequests(clock, finish_at=3.4)
+    recorded = []
+    expectations = Expectations({("vm.create", "vm/p/r/s"): 3.4}, record=lambda *args: recorded.append(args))
+    outcome = await follow(clock, api, expectations)
+    assert outcome["request"]["requestStatus"] == "completed"
+    assert api.polls == [3.4]
+    assert recorded and recorded[0][0] == "vm.create"
+
+
+async def test_unknown_duration_noticed_within_bound():
+    clock = ManualClock()
+    finish_at = 7.3
+    api = ScriptedRequests(clock, finish_at=finish_at)
+    outcome = await follow(clock, api, Expectations())
+    assert outcome["request"]["requestStatus"] == "completed"
+    assert api.polls[0] == pytest.approx(FIRST_POLL_SECONDS)
+    lateness = api.polls[-1] - finish_at
+    bound = max(MIN_INTERVAL_SECONDS, BACKOFF_FRACTION * (1 + JITTER_FRACTION) * finish_at)
+    assert 0 <= lateness <= min(bound, MAX_INTERVAL_SECONDS) + 1e-9
+
+
+async def test_long_request_polls_at_most_every_cap():
+    clock = ManualClock()
+    api = ScriptedRequests(clock, finish_at=400.0)
+    await follow(clock, api, Expectations())
+    gaps = [later - earlier for earlier, later in zip(api.polls, api.polls[1:])]
+    assert max(gaps) <= MAX_INTERVAL_SECONDS + 1e-9
+    assert api.polls[-1] - 400.0 <= MAX_INTERVAL_SECONDS + 1e-9
+
+
+async def test_request_never_finishing_is_lost_at_deadline():
+    clock = ManualClock()
+    api = ScriptedRequests(clock, finish_at=None)
+    outcome = await follow(clock, api, Expectations(), deadline=30.0)
+    assert isinstance(outcome["lost"], RequestLost)
+    assert api.polls[-1] == pytest.approx(30.0)
