@@ -397,9 +397,11 @@ def force_unlock(app: AppContext, workload: str, lock_id: str) -> None:
 
 def _register_subcommands() -> None:
     from orchestrator.cli.emulator import emulator_group
+    from orchestrator.cli.instance import instance_group
     from orchestrator.cli.tools import register_tools
 
     main.add_command(emulator_group)
+    main.add_command(instance_group)
     register_tools(main)
 
 
