@@ -62,10 +62,9 @@ class Plan:
         """Return the plan as text lines: one per change, unchanged ones folded into a count."""
         lines = []
         order = {CREATE: 1, REPLACE: 0, DELETE: 2}
-        for change in sorted(
-            (c for c in self.changes.values() if c.action != NOOP),
-            key=lambda c: (order[c.action], c.address),
-        ):
+        pending = [change for change in self.changes.values() if change.action != NOOP]
+        # Within each action, changes keep dependency order, the order make_plan adds them in.
+        for change in sorted(pending, key=lambda change: order[change.action]):
             line = f"{SYMBOLS[change.action]:>3} {change.address} ({change.resource_uri})"
             if change.reason:
                 line += f": {change.reason}"
