@@ -39,6 +39,8 @@ RETRY_ATTEMPTS = 8
 RETRY_TIMEOUT_SECONDS = 120.0
 RETRY_WAIT_INITIAL_SECONDS = 0.1
 RETRY_WAIT_MAX_SECONDS = 10.0
+# Tries of the connection check that starts every apply and destroy.
+PREFLIGHT_ATTEMPTS = 3
 
 STATUS_ERRORS: dict[int, type[ApiError]] = {
     400: BadRequest,
@@ -123,6 +125,7 @@ class CwsClient:
         on_retry: Callable[[str, Exception, int], None] | None = None,
     ) -> None:
         self.endpoint = endpoint.rstrip("/")
+        self.api_key = api_key
         self._http = httpx.AsyncClient(
             base_url=self.endpoint + "/api",
             auth=(api_key, api_secret),
@@ -222,6 +225,22 @@ class CwsClient:
 
     async def delete_instance(self, instance_id: str) -> dict[str, Any]:
         return await self._call("DELETE", f"/instance/{instance_id}", "DELETE /instance/{id}", safe=True)
+
+    async def check_connection(self) -> None:
+        """Make one cheap authenticated call, so a wrong URL or key fails before any work starts.
+
+        Raise TransportError when the endpoint cannot be reached after a few
+        tries, and AuthenticationFailed when the credentials are rejected.
+        """
+        probe = "/instance/00000000-0000-4000-8000-000000000000"
+        async for attempt in stamina.retry_context(
+            on=_transient, attempts=PREFLIGHT_ATTEMPTS, timeout=RETRY_TIMEOUT_SECONDS, wait_initial=0.2, wait_max=2.0
+        ):
+            with attempt:
+                try:
+                    await self._send_once("GET", probe, "GET /instance/{id}", None, None)
+                except NotFound:
+                    return
 
     async def get_catalog(self) -> dict[str, Any] | None:
         """Return the endpoint's catalog, or None when it offers none."""

@@ -23,7 +23,15 @@ from orchestrator import events as ev
 from orchestrator.client import CwsClient
 from orchestrator.clock import Clock, MonotonicClock
 from orchestrator.config import Settings
-from orchestrator.errors import ApiError, CwsError, NotFound, TransportError, WorkloadNotFound
+from orchestrator.errors import (
+    ApiError,
+    AuthenticationFailed,
+    ConfigError,
+    CwsError,
+    NotFound,
+    TransportError,
+    WorkloadNotFound,
+)
 from orchestrator.events import EventBus, Subscriber
 from orchestrator.graph import Node, build_graph, graph_from_records, graph_to_records
 from orchestrator.metrics import RunMetrics, critical_path
@@ -219,6 +227,7 @@ class Engine:
         lock = state.acquire_lock(spec.name, "apply")
         try:
             async with self.client(options) as client:
+                await _check_connection(client)
                 return await self._apply_locked(spec, graph, client, options, stop)
         finally:
             state.release_lock(spec.name, lock.lock_id)
@@ -392,6 +401,7 @@ class Engine:
         lock = state.acquire_lock(name, "destroy")
         try:
             async with self.client(options) as client:
+                await _check_connection(client)
                 return await self._destroy_locked(name, graph, client, options, stop)
         finally:
             state.release_lock(name, lock.lock_id)
@@ -612,6 +622,17 @@ class Engine:
             known = ", ".join(sorted(self.state.get_resources(name))) or "none"
             raise WorkloadNotFound(f"no resource '{address}' in workload '{name}' (resources: {known})")
         return resource.instance
+
+
+async def _check_connection(client: CwsClient) -> None:
+    try:
+        await client.check_connection()
+    except AuthenticationFailed as error:
+        raise ConfigError(
+            f"{client.endpoint} rejected the credentials of API key {client.api_key!r} "
+            f"({error.status} {error.code}: {error.api_message}); "
+            "check CWS_API_KEY and CWS_API_SECRET, --api-key, or the config profile"
+        ) from None
 
 
 async def _cancel_on(stop: anyio.Event, scope: anyio.CancelScope) -> None:

@@ -7,6 +7,7 @@ import sys
 from collections.abc import Mapping
 from typing import Any, TextIO
 
+import stamina.instrumentation
 import structlog
 
 # Keys whose values never reach a log line, wherever they are nested.
@@ -38,6 +39,8 @@ def configure_logging(level: str = "warning", *, json_lines: bool = False, strea
     renderer: Any = (
         structlog.processors.JSONRenderer() if json_lines else structlog.dev.ConsoleRenderer(colors=False)
     )
+    # Retries are reported as `retry` events of the run, so stamina's own log lines would repeat them.
+    stamina.instrumentation.set_on_retry_hooks([])
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,

@@ -130,11 +130,31 @@ def run_async(function: Callable[[anyio.Event], Awaitable[T]]) -> T:
         result: list[T] = []
         async with anyio.create_task_group() as task_group:
             task_group.start_soon(_watch_signals, stop)
-            result.append(await function(stop))
-            task_group.cancel_scope.cancel()
+            try:
+                result.append(await function(stop))
+            finally:
+                task_group.cancel_scope.cancel()
         return result[0]
 
-    return anyio.run(runner)
+    try:
+        return anyio.run(runner)
+    except BaseExceptionGroup as group:
+        raise _single_leaf(group) from None
+
+
+def _single_leaf(group: BaseExceptionGroup) -> BaseException:
+    """Return the one exception inside nested groups, or the group itself when there are several."""
+    leaves: list[BaseException] = []
+
+    def collect(error: BaseException) -> None:
+        if isinstance(error, BaseExceptionGroup):
+            for inner in error.exceptions:
+                collect(inner)
+        else:
+            leaves.append(error)
+
+    collect(group)
+    return leaves[0] if len(leaves) == 1 else group
 
 
 async def _watch_signals(stop: anyio.Event) -> None:
