@@ -82,6 +82,8 @@ class RunSummary:
     failures: list[dict[str, Any]] = field(default_factory=list)
     metrics: dict[str, Any] = field(default_factory=dict)
     orphans_deleted: int = 0
+    # Per node, the (state, seconds since the run started) pairs in the order they happened.
+    timeline: dict[str, list[tuple[str, float]]] = field(default_factory=dict, repr=False)
 
     @property
     def ok(self) -> bool:
@@ -518,6 +520,10 @@ class Engine:
             failures=failures,
             metrics=metrics.to_json(critical_path(graph, run)),
             orphans_deleted=orphans,
+            timeline={
+                address: [(phase, round(at - metrics.started_at, 4)) for phase, at in timeline.phases]
+                for address, timeline in metrics.timelines.items()
+            },
         )
         self.state.record_run(
             context.run_id,
