@@ -20,6 +20,7 @@ import networkx as nx
 import structlog
 
 from orchestrator import events as ev
+from orchestrator.catalog_check import check_catalog, check_catalog_for_plan
 from orchestrator.client import CwsClient
 from orchestrator.clock import Clock, MonotonicClock
 from orchestrator.config import Settings
@@ -207,6 +208,7 @@ class Engine:
     async def plan(self, spec_path: str | Path, *, refresh: bool = False) -> Plan:
         spec = load_spec(spec_path)
         graph = build_graph(spec)
+        await check_catalog_for_plan(self.client, spec)
         records = self.state.get_resources(spec.name)
         workload = self.state.get_workload(spec.name)
         old_graph = graph_from_records(workload.graph) if workload else None
@@ -230,6 +232,7 @@ class Engine:
         try:
             async with self.client(options) as client:
                 await _check_connection(client)
+                await check_catalog(spec, client)
                 return await self._apply_locked(spec, graph, client, options, stop)
         finally:
             state.release_lock(spec.name, lock.lock_id)
