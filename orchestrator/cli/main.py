@@ -21,6 +21,7 @@ import anyio
 import click
 from rich.console import Console
 
+from orchestrator.cli.render import apply_expectations, destroy_expectations, format_counts
 from orchestrator.config import Settings, resolve_settings
 from orchestrator.engine import INTERRUPTED, SUCCEEDED, Engine, RunOptions, RunSummary
 from orchestrator.errors import CwsError, ConfigError
@@ -231,7 +232,7 @@ def _subscribers(output_format: str, quiet: bool, console: Console) -> tuple[lis
 
 def _print_summary(summary: RunSummary, console: Console, show_plan_lines: bool = False) -> None:
     metrics = summary.metrics
-    counts = ", ".join(f"{count} {status}" for status, count in sorted(summary.counts.items()) if count)
+    counts = format_counts(summary)
     console.print(
         f"{summary.command} {summary.workload}: {summary.result} ({counts}) in "
         f"{metrics.get('wall_seconds', 0):.1f}s, {metrics.get('api_calls_total', 0)} API calls",
@@ -245,7 +246,7 @@ def _print_summary(summary: RunSummary, console: Console, show_plan_lines: bool 
             console.print(f"  {name} = {json.dumps(value)}", highlight=False)
         if any(value == "<sensitive>" for value in summary.outputs.values()):
             console.print(
-                "  (sensitive outputs are hidden; show them with: cws-workload output --show-secrets)",
+                f"  (sensitive outputs are hidden; show them with: cws-workload output {summary.workload} --show-secrets)",
                 highlight=False,
             )
     if summary.result == INTERRUPTED:
@@ -284,6 +285,7 @@ def apply(app: AppContext, file: Path, output_format: str, quiet: bool, **option
             for line in plan.lines():
                 console.print(line, highlight=False)
         if view is not None:
+            view.expected_seconds = apply_expectations(engine, file)
             with view:
                 summary = run_async(lambda stop: engine.apply(file, run_options(**options), stop=stop))
         else:
@@ -319,6 +321,7 @@ def destroy(app: AppContext, workload: str | None, output_format: str, quiet: bo
                 )
             click.confirm(f"Delete all {count} resources of workload '{name}'?", abort=True)
         if view is not None:
+            view.expected_seconds = destroy_expectations(engine, name)
             with view:
                 summary = run_async(lambda stop: engine.destroy(name, run_options(**options), stop=stop))
         else:
@@ -360,15 +363,19 @@ def plan(app: AppContext, file: Path, refresh: bool, detailed_exitcode: bool, ou
 @main.command()
 @click.argument("workload", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@click.option(
+    "--output", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True,
+    help="json: the same as --json.",
+)
 @pass_app
-def status(app: AppContext, workload: str | None, as_json: bool) -> None:
+def status(app: AppContext, workload: str | None, as_json: bool, output_format: str) -> None:
     """Show each resource of WORKLOAD with its instance and status."""
     engine = app.engine()
     try:
         report = engine.status(workload)
     finally:
         engine.close()
-    if as_json:
+    if as_json or output_format == "json":
         click.echo(json.dumps(redact(report), indent=2))
         return
     click.echo(f"workload {report['workload']} ({report['spec']})")

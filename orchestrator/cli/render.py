@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, TextIO
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
 
+import networkx as nx
 from rich.console import Console, Group
 from rich.live import Live
 from rich.progress_bar import ProgressBar
@@ -15,7 +19,12 @@ from rich.table import Table
 from rich.text import Text
 
 from orchestrator import events as ev
+from orchestrator.graph import Node, build_graph, graph_from_records
 from orchestrator.logs import redact
+from orchestrator.spec import load_spec
+
+if TYPE_CHECKING:
+    from orchestrator.engine import Engine, RunSummary
 
 FINAL_STATES = (ev.READY, ev.UNCHANGED, ev.DELETED, ev.FAILED, ev.SKIPPED)
 STATE_STYLES = {
@@ -78,6 +87,75 @@ class PlainLines:
         return None
 
 
+def expected_node_seconds(
+    durations: Mapping[tuple[str, str], float], graph: nx.DiGraph, command: str
+) -> dict[str, float]:
+    """Estimate how long each node of an apply or destroy takes, from durations of earlier runs.
+
+    `durations` maps (action, resource URI) to smoothed seconds, as the state's
+    `expected_durations()` returns them. A create's estimate adds its create
+    request, the wait until the instance is stable, and the follow-up action
+    (rules for a group, the attachment of a volume). A delete's estimate adds
+    the detach of an attached volume and the delete request. Nodes whose main
+    request was never observed get no estimate.
+    """
+    estimates: dict[str, float] = {}
+    for address in graph.nodes:
+        node: Node = graph.nodes[address]["node"]
+        if command == "destroy":
+            actions = [f"{node.type}.delete"]
+            if node.type == "vs" and node.attach_to:
+                actions.append("vs.detach")
+        else:
+            actions = ["vm.create.image" if node.type == "image" else f"{node.type}.create", f"{node.type}.stable"]
+            if node.type == "sg" and node.rules:
+                actions.append("sg.add-access")
+            if node.type == "vs" and node.attach_to:
+                actions.append("vs.attach")
+        if (actions[0], node.resource_uri) not in durations:
+            continue
+        estimates[address] = sum(durations.get((action, node.resource_uri), 0.0) for action in actions)
+    return estimates
+
+
+def apply_expectations(engine: Engine, spec_path: str | Path) -> dict[str, float]:
+    """Return the estimated seconds of each node of the workload file, for the live view's ETA."""
+    graph = build_graph(load_spec(spec_path))
+    return expected_node_seconds(engine.state.expected_durations(), graph, "apply")
+
+
+def destroy_expectations(engine: Engine, workload: str) -> dict[str, float]:
+    """Return the estimated seconds of each node's delete, for the live view's ETA."""
+    record = engine.state.get_workload(workload)
+    if record is None:
+        return {}
+    graph = graph_from_records(record.graph)
+    return expected_node_seconds(engine.state.expected_durations(), graph, "destroy")
+
+
+def format_counts(summary: RunSummary) -> str:
+    """Return the summary's node counts in the user's terms, e.g. "2 created, 1 unchanged, 1 failed".
+
+    The scheduler counts every node that finished as `done`. For apply that
+    total is split into created, unchanged and deleted (nodes removed from the
+    file), and for destroy every done node was deleted.
+    """
+    counts = dict(summary.counts)
+    done = counts.pop("done", 0)
+    user_counts: dict[str, int] = {}
+    if summary.command == "apply":
+        created = counts.pop("created", 0)
+        unchanged = counts.pop("unchanged", 0)
+        user_counts["created"] = created
+        user_counts["unchanged"] = unchanged
+        user_counts["deleted"] = max(0, done - created - unchanged)
+    else:
+        user_counts["deleted"] = done
+    for status, count in sorted(counts.items()):
+        user_counts[status] = user_counts.get(status, 0) + count
+    return ", ".join(f"{count} {status}" for status, count in user_counts.items() if count) or "nothing to do"
+
+
 @dataclass
 class _Row:
     name: str
@@ -88,16 +166,27 @@ class _Row:
 
 
 class LiveView:
-    """A rich live table: one row per resource (copies of a `count` resource share a row)."""
+    """A rich live table: one row per resource (copies of a `count` resource share a row).
+
+    Each row shows the state, the time since the resource left `waiting`, and
+    an ETA: its estimated seconds (see `expected_node_seconds`) minus the
+    elapsed time, user_counts only when earlier runs observed that resource URI. A
+    bar below counts finished nodes, lost requests and retries.
+    """
 
     def __init__(self, console: Console, expected_seconds: dict[str, float] | None = None) -> None:
         self.console = console
         self.rows: dict[str, _Row] = {}
         self.expected_seconds = expected_seconds or {}
         self.started = time.monotonic()
+        self.lost_requests = 0
+        self.retries = 0
+        # Events arrive on the event loop's thread while rich refreshes from its own thread.
+        self._lock = threading.Lock()
         self.live = Live(self, console=console, refresh_per_second=8, transient=False)
 
     def __enter__(self) -> LiveView:
+        self.started = time.monotonic()
         self.live.__enter__()
         return self
 
@@ -106,6 +195,16 @@ class LiveView:
         self.live.__exit__(*exc_info)  # type: ignore[arg-type]
 
     def __call__(self, event: dict[str, Any]) -> None:
+        with self._lock:
+            self._record(event)
+
+    def _record(self, event: dict[str, Any]) -> None:
+        if event["type"] == "request.lost":
+            self.lost_requests += 1
+            return
+        if event["type"] == "retry":
+            self.retries += 1
+            return
         if event["type"] != "node.state":
             return
         address = event["node"]
@@ -130,7 +229,10 @@ class LiveView:
         return ", ".join(f"{count} {state}" for state, count in sorted(counts.items()))
 
     def __rich__(self) -> Group:
-        now = time.monotonic()
+        with self._lock:
+            return self._render(time.monotonic())
+
+    def _render(self, now: float) -> Group:
         table = Table(box=None, pad_edge=False, expand=False)
         table.add_column("resource")
         table.add_column("state")
@@ -151,8 +253,13 @@ class LiveView:
             label = row.name if len(row.members) == 1 else f"{row.name} ({len(row.members)})"
             state = self._row_state(row)
             table.add_row(label, Text(state, style=STATE_STYLES.get(state, "cyan")), elapsed, eta)
+
+        footer = f" {done}/{total} done, {now - self.started:.1f}s"
+        if self.lost_requests:
+            footer += f", {self.lost_requests} lost request{'s' if self.lost_requests > 1 else ''}"
+        if self.retries:
+            footer += f", {self.retries} retr{'ies' if self.retries > 1 else 'y'}"
         bar = ProgressBar(total=max(total, 1), completed=done, width=40)
-        footer = Text(f" {done}/{total} done, {now - self.started:.1f}s")
         progress = Table.grid()
-        progress.add_row(bar, footer)
+        progress.add_row(bar, Text(footer))
         return Group(table, progress)
