@@ -104,6 +104,26 @@ EVENT_SCHEMA: dict[str, Any] = {
         "instance_status": {"type": "string"},
         "attempt": {"type": "integer"},
         "message": {"type": "string"},
+        "command": {"enum": ["apply", "destroy"]},
+        "result": {"enum": ["succeeded", "failed", "interrupted"]},
+        "counts": {"type": "object", "additionalProperties": {"type": "integer"}},
+        "wall_seconds": {"type": "number"},
+        "critical_path_seconds": {"type": "number"},
+        "api_calls": {"type": "object", "additionalProperties": {"type": "integer"}},
+        "api_calls_total": {"type": "integer"},
+        "outputs": {"type": "object"},
+        "failures": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["node", "message"],
+                "properties": {
+                    "node": {"type": "string"},
+                    "code": {"type": ["string", "null"]},
+                    "message": {"type": ["string", "null"]},
+                },
+            },
+        },
     },
     "allOf": [
         {
@@ -113,6 +133,18 @@ EVENT_SCHEMA: dict[str, Any] = {
         {
             "if": {"properties": {"type": {"enum": ["request.sent", "request.finished", "request.lost"]}}},
             "then": {"required": ["node", "action", "request_id"]},
+        },
+        {
+            "if": {"properties": {"type": {"const": "run.started"}}},
+            "then": {"required": ["command"]},
+        },
+        {
+            "if": {"properties": {"type": {"const": "retry"}}},
+            "then": {"required": ["action", "attempt"]},
+        },
+        {
+            "if": {"properties": {"type": {"enum": ["instance.adopted", "instance.orphan_deleted"]}}},
+            "then": {"required": ["node", "instance_id"]},
         },
         {
             "if": {"properties": {"type": {"const": "run.summary"}}},
