@@ -9,6 +9,7 @@ from orchestrator.spec import (
     DEFAULTS_KEYS,
     ENGINE_KEYS,
     FOLLOW_UP_KEYS,
+    MAX_COUNT,
     RESOURCE_TYPES,
     RULE_KEYS,
 )
@@ -38,11 +39,13 @@ def _property(key: str) -> dict[str, Any]:
     if key == "count":
         schema["type"] = "integer"
         schema["minimum"] = 0
+        schema["maximum"] = MAX_COUNT
     elif key in ("metadata",):
-        schema["type"] = "object"
+        schema["type"] = ["object", "null"]
     elif key in ("depends_on", "securityGroupIds"):
-        schema["type"] = "array"
-        schema["items"] = {"type": "string"}
+        # A string is one name for depends_on, and a list-valued reference such as
+        # ${web_sg[*].instanceId} for securityGroupIds.
+        schema["anyOf"] = [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]
     elif key == "rules":
         schema["type"] = "array"
         schema["items"] = {
@@ -69,7 +72,7 @@ def spec_json_schema() -> dict[str, Any]:
         resource_variants.append(
             {
                 "type": "object",
-                "required": ["type"],
+                "required": ["type", "from"] if type_name == "image" else ["type"],
                 "additionalProperties": False,
                 "properties": properties,
             }

@@ -10,6 +10,7 @@ from typing import Any
 import click
 import networkx as nx
 
+from orchestrator.errors import UserError
 from orchestrator.graph import build_graph
 from orchestrator.logs import redact
 from orchestrator.spec import load_spec
@@ -127,7 +128,7 @@ def config_show(ctx: click.Context, as_json: bool) -> None:
         click.echo(json.dumps(described, indent=2))
         return
     for key in ("endpoint", "api_key", "api_secret", "state"):
-        click.echo(f"{key:<10} {described[key]}  ({described[key + '_source']})")
+        click.echo(f"{key:<10} {described[key]}  [from {described[key + '_source']}]")
     click.echo(f"{'config':<10} {described['config_file']}")
 
 
@@ -146,13 +147,17 @@ def export_key(ctx: click.Context, workload: str, resource: str, target: Path) -
         engine.close()
     private_key = (instance.get("attributes") or {}).get("privateKey")
     if not private_key or private_key == "<HIDDEN>":
-        raise click.ClickException(
+        raise UserError(
             f"'{resource}' has no private key in the state; export-key works on key pairs (type kp) "
             "that were created by apply"
         )
-    if target.exists():
-        raise click.ClickException(f"{target} already exists; choose another path or remove it first")
-    descriptor = os.open(target, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    # O_EXCL makes the open fail on an existing file or symlink, and the mode applies from creation on.
+    try:
+        descriptor = os.open(target, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    except FileExistsError:
+        raise UserError(f"{target} already exists; choose another path or remove it first") from None
+    except OSError as error:
+        raise UserError(f"cannot create {target}: {error.strerror}; choose a writable path") from None
     with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
         handle.write(private_key if private_key.endswith("\n") else private_key + "\n")
     click.echo(f"wrote the private key of {resource} to {target} (mode 0600)")
