@@ -557,8 +557,10 @@ class Engine:
         if workload is not None:
             if workload not in names:
                 known = ", ".join(names) or "none"
+                fix = "name one of those" if names else "run 'cws-workload apply FILE' first"
                 raise WorkloadNotFound(
-                    f"workload '{workload}' is not in the state {self.settings.state_path} (workloads: {known})"
+                    f"workload '{workload}' is not in the state {self.settings.state_path} (workloads: {known}); "
+                    f"{fix}, or point --state at another state file"
                 )
             return workload
         if not names:
