@@ -221,7 +221,7 @@ class LiveView:
 
     def _row_state(self, row: _Row) -> str:
         states = list(row.members.values())
-        if len(states) == 1:
+        if len(set(states)) == 1:
             return states[0]
         counts: dict[str, int] = {}
         for state in states:
