@@ -337,7 +337,10 @@ def destroy(app: AppContext, workload: str | None, output_format: str, quiet: bo
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--refresh", is_flag=True, help="Check recorded instances against the API first.")
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 0 with no changes, 2 with changes, 1 on error.")
-@click.option("--output", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option(
+    "--output", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True,
+    help="text: one line per change; json: the plan as one JSON document on one line.",
+)
 @pass_app
 def plan(app: AppContext, file: Path, refresh: bool, detailed_exitcode: bool, output_format: str) -> None:
     """Show what apply would create, replace and delete for FILE."""

@@ -44,7 +44,10 @@ def schema() -> None:
 
 @click.command()
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--format", "graph_format", type=click.Choice(["dot", "mermaid"]), default="dot", show_default=True)
+@click.option(
+    "--format", "graph_format", type=click.Choice(["dot", "mermaid"]), default="dot", show_default=True,
+    help="dot: a Graphviz digraph; mermaid: a Mermaid flowchart. Edges point from a resource to what needs it.",
+)
 def graph(file: Path, graph_format: str) -> None:
     """Print the dependency graph of FILE in Graphviz dot or Mermaid."""
     dependency_graph = build_graph(load_spec(file))
