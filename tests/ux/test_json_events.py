@@ -5,12 +5,53 @@ from __future__ import annotations
 import json
 
 import jsonschema
+import pytest
 
 from orchestrator.events import EVENT_SCHEMA, SCHEMA_VERSION
 
 from .conftest import TUTORIAL
 
 TUTORIAL_NODES = {"kp1", "vm1", "image1"}
+
+# The fields of schema version 1 as documented in docs/events.md. Consumers rely on
+# them, so changing one needs a new SCHEMA_VERSION; enums may only gain values.
+VERSION_1_FIELDS = {
+    "schema": {"const": 1},
+    "type": {"enum": ["run.started", "node.state", "request.sent", "request.finished", "request.lost", "retry",
+                      "instance.adopted", "instance.orphan_deleted", "run.summary"]},
+    "time": {"type": "string"},
+    "run_id": {"type": "string"},
+    "workload": {"type": "string"},
+    "node": {"type": "string"},
+    "state": {"enum": ["waiting", "creating", "refreshing", "configuring", "ready", "unchanged", "deleting",
+                       "deleted", "failed", "skipped"]},
+    "action": {"type": "string"},
+    "request_id": {"type": "string"},
+    "instance_id": {"type": "string"},
+    "instance_status": {"type": "string"},
+    "attempt": {"type": "integer"},
+    "message": {"type": "string"},
+    "command": {"enum": ["apply", "destroy"]},
+    "result": {"enum": ["succeeded", "failed", "interrupted"]},
+    "counts": {"type": "object", "additionalProperties": {"type": "integer"}},
+    "wall_seconds": {"type": "number"},
+    "critical_path_seconds": {"type": "number"},
+    "api_calls": {"type": "object", "additionalProperties": {"type": "integer"}},
+    "api_calls_total": {"type": "integer"},
+    "outputs": {"type": "object"},
+    "failures": {
+        "type": "array",
+        "items": {
+            "type": "object",
+            "required": ["node", "message"],
+            "properties": {
+                "node": {"type": "string"},
+                "code": {"type": ["string", "null"]},
+                "message": {"type": ["string", "null"]},
+            },
+        },
+    },
+}
 
 
 def parse_events(stdout: str) -> list[dict]:
@@ -27,6 +68,20 @@ def parse_events(stdout: str) -> list[dict]:
 
 def test_event_schema_is_valid_json_schema():
     jsonschema.Draft202012Validator.check_schema(EVENT_SCHEMA)
+
+
+@pytest.mark.parametrize("field", sorted(VERSION_1_FIELDS))
+def test_version_1_field_kept(field):
+    if SCHEMA_VERSION != 1:
+        pytest.skip(f"EVENT_SCHEMA is version {SCHEMA_VERSION}; compare it with that version's fields")
+    published = VERSION_1_FIELDS[field]
+    current = EVENT_SCHEMA["properties"].get(field)
+
+    assert current is not None, f"field {field!r} was removed without raising SCHEMA_VERSION"
+    if "enum" in published:
+        assert set(current["enum"]) >= set(published["enum"])
+    else:
+        assert current == published
 
 
 def test_apply_and_destroy_stream_valid_events(cli):
@@ -53,7 +108,7 @@ def test_apply_and_destroy_stream_valid_events(cli):
     assert summary["result"] == "succeeded"
     assert summary["counts"]["created"] == 3
     assert summary["outputs"]["image_uri"].startswith("image/hpcloud/nova/ami-")
-    # The text summary goes to stderr, so stdout stays pure NDJSON.
+    # Only events reach stdout: no plan lines and no text summary.
     assert "apply tutorial: succeeded" not in applied.stdout
 
     destroyed = cli("destroy", "--yes", "--output", "json")
