@@ -214,13 +214,16 @@ def _error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 _COMMON_ERRORS = (401, 429, 500, 503)
 
 
-def _body_schema(model_name: str) -> dict[str, Any]:
-    return {
-        "requestBody": {
-            "required": False,
-            "content": {_JSON: {"schema": {"$ref": f"#/components/schemas/{model_name}"}}},
-        }
-    }
+def _body_schema(model_name: str, example: dict[str, Any] | None = None) -> dict[str, Any]:
+    content: dict[str, Any] = {"schema": {"$ref": f"#/components/schemas/{model_name}"}}
+    if example is not None:
+        content["example"] = example
+    return {"requestBody": {"required": False, "content": {_JSON: content}}}
+
+
+def _example(value: str) -> dict[str, dict[str, str]]:
+    """Document the tutorial's key pair create as the example of a path parameter."""
+    return {"tutorial": {"summary": "the tutorial's key pair", "value": value}}
 
 
 def create_app(
@@ -316,15 +319,17 @@ def _add_api_routes(app: FastAPI, emulator: Emulator) -> None:
         summary="Create an instance from a resource (createi)",
         response_model=None,
         responses={200: {"model": RequestDocument, "description": "The new request, in-progress."}, **_error_responses(400, 403, *_COMMON_ERRORS)},
-        openapi_extra=_body_schema("CreateBody"),
+        openapi_extra=_body_schema("CreateBody", {"metadata": {"name": "KP1", "description": "my first key pair"}}),
         tags=["instances"],
     )
     async def create_instance(
         request: Request,
-        resource_type: str = PathParameter(alias="type", json_schema_extra={"enum": list(RESOURCE_TYPES)}),
-        provider: str = PathParameter(),
-        region: str = PathParameter(),
-        resource_id: str = PathParameter(alias="resourceId"),
+        resource_type: str = PathParameter(
+            alias="type", json_schema_extra={"enum": list(RESOURCE_TYPES)}, openapi_examples=_example("kp")
+        ),
+        provider: str = PathParameter(openapi_examples=_example("hpcloud")),
+        region: str = PathParameter(openapi_examples=_example("nova")),
+        resource_id: str = PathParameter(alias="resourceId", openapi_examples=_example("standard")),
     ) -> Response:
         account = emulator.begin(request, "createInstance")
         emulator.require_payment_information(account)
@@ -513,6 +518,15 @@ def _document(app: FastAPI) -> None:
         schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
         components = schema.setdefault("components", {})
         schemas = components.setdefault("schemas", {})
+
+        # FastAPI documents a 422 for every operation with parameters, but the
+        # emulator answers invalid input with 400 and the API's error body.
+        for path_item in schema["paths"].values():
+            for operation in path_item.values():
+                operation["responses"].pop("422", None)
+        schemas.pop("HTTPValidationError", None)
+        schemas.pop("ValidationError", None)
+
         for model in (*BODY_MODELS, InstanceDocument, RequestDocument):
             model_schema = model.model_json_schema(ref_template="#/components/schemas/{model}", by_alias=True)
             schemas.update(model_schema.pop("$defs", {}))

@@ -6,6 +6,7 @@ import contextlib
 import logging
 import signal
 import socket
+import sys
 import threading
 from collections.abc import Callable, Generator
 from pathlib import Path
@@ -105,6 +106,26 @@ class EmulatorServer(uvicorn.Server):
         self.should_exit = True
 
 
+def _log_to_stderr() -> None:
+    """Send structlog's lines to stderr, INFO and above, unless the program configured structlog itself.
+
+    structlog's default writes to stdout, which a parent process may read only
+    until the URL appears: once that pipe's buffer is full, every log call, and
+    so the server, would block.
+    """
+    if structlog.is_configured():
+        return
+    structlog.configure(
+        processors=[
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.dev.ConsoleRenderer(colors=False),
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+    )
+
+
 def serve(
     host: str = "127.0.0.1",
     port: int = 0,
@@ -120,8 +141,10 @@ def serve(
 
     `on_ready(url)` is called once the server listens, with the real port when
     `port` is 0. Raises `ProfileError` or `CatalogError` before listening when
-    the profile or catalog is invalid.
+    the profile or catalog is invalid. Logs go to stderr unless structlog is
+    already configured.
     """
+    _log_to_stderr()
     app = create_app(db_path, profile=profile, seed=seed, admin_key=admin_key, catalog_path=catalog_path)
     server = EmulatorServer(app, host, port, on_ready=on_ready)
     try:
