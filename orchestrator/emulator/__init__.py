@@ -36,7 +36,7 @@ NO_PAYMENT_API_KEY = "5b0c3f8e-6d2a-4e71-9c1d-2f4a8b6e9d10"
 NO_PAYMENT_API_SECRET = "cws-nopayment-secret"
 
 SECOND_API_KEY = "c9e2d7a1-4b3f-4a6c-8e5d-1f0b2a3c4d5e"
-"""API key of a second paying account, which sees none of the demo account's objects."""
+"""API key of a second paying account, whose calls return none of the demo account's objects."""
 SECOND_API_SECRET = "cws-second-secret"
 
 _LAZY = {

@@ -1,7 +1,7 @@
 """Names of the actions a request performs and of the phases an instance goes through.
 
 An action is what a request does, written `{type}.{verb}` as in the request's
-`parameters.action` (`kp.create`, `vm.retrieve`, `vs.attach`); the one
+`parameters.action` (`kp.create`, `vm.retrieve`, `vs.attach`). The one
 exception is `vm.create.image`, which makes an image instance. A phase is time
 an instance spends in a transient status after its request has completed:
 `vm.boot` (`creating` → `running`), `image.build` and `vs.build` (`creating` →

@@ -2,8 +2,8 @@
 
 Every `/api` call runs the same steps: count it, authenticate it (401), settle
 the requests that are due, check it (400, 403, 404), draw its faults (429 or
-503 before acting), act, and answer (500 or a dropped connection after
-acting, a slow answer). The app needs no lifespan event: `create_app` opens the
+503 before acting), act, and respond (500 or a dropped connection after
+acting, a slow response). The app needs no lifespan event: `create_app` opens the
 store itself, so `httpx.ASGITransport`, which runs no lifespan, serves it too.
 """
 
@@ -64,7 +64,7 @@ class _DroppedConnection(Response):
     """Sends the status line and a `Content-Length`, then raises instead of sending the body.
 
     Under uvicorn the raise makes the server close the connection, so the
-    client sees a response cut short; through `httpx.ASGITransport` the
+    client reads a response cut short. Through `httpx.ASGITransport` the
     `DroppedResponse` reaches the client code itself.
     """
 
@@ -88,7 +88,7 @@ def _error_response(error: ApiError) -> Response:
 
 
 class Emulator:
-    """What one app instance serves from: the service, the fault injector, the accounts and the admin key."""
+    """The state behind one app: the service, the fault injector, the accounts and the admin key."""
 
     def __init__(self, service: InstanceService, injector: FaultInjector, admin_key: str | None) -> None:
         self.service = service
@@ -163,7 +163,7 @@ class Emulator:
         )
 
     async def answer(self, faults: CallFaults, content: str) -> Response:
-        """Answer a call that has acted, applying the faults that strike after acting."""
+        """Build the response of a call that has acted, applying the faults that strike after acting."""
         if faults.slow:
             await anyio.sleep(self.injector.settings.slow_response_seconds)
         if faults.after_acting == "internal_error":
@@ -188,7 +188,7 @@ class Emulator:
         return await self.answer(faults, read())
 
     def check_admin(self, request: Request) -> None:
-        """Answer 404, as for an unknown path, unless the admin key is configured and sent."""
+        """Raise a 404, as for an unknown path, unless the admin key is configured and sent."""
         sent = request.headers.get(ADMIN_KEY_HEADER)
         if self.admin_key is None or sent is None or not hmac.compare_digest(sent.encode(), self.admin_key.encode()):
             raise StarletteHTTPException(404)
@@ -304,7 +304,7 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def unexpected_error(request: Request, error: Exception) -> Response:
-        # Starlette still re-raises the error after this answer, so the server logs its traceback.
+        # Starlette still re-raises the error after this response, so the server logs its traceback.
         if not isinstance(error, DroppedResponse):
             logger.error("call.crashed", method=request.method, path=request.url.path, error=repr(error))
         return _error_response(ApiError(500, "INTERNAL_ERROR", "internal error in the emulator; see its log"))
@@ -449,9 +449,9 @@ def _add_api_routes(app: FastAPI, emulator: Emulator) -> None:
         account = emulator.begin(request, "createImage")
         emulator.require_payment_information(account)
         if action != "image":
-            shown = "missing" if action is None else repr(action)
+            given = "missing" if action is None else repr(action)
             raise bodies.invalid(
-                f"action {shown} is not supported by POST; use action=image, or PUT for the other actions", "INVALID_ACTION"
+                f"action {given} is not supported by POST; use action=image, or PUT for the other actions", "INVALID_ACTION"
             )
         body = await _json_body(request)
         return await emulator.submit(service.plan_image(account, instance_id, body))

@@ -1,4 +1,4 @@
-"""Parsing and checking of request bodies, with `400` answers that name the bad value."""
+"""Parsing and checking of request bodies, with `400` errors that name the bad value."""
 
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ Clock = Callable[[], float]
 
 
 class ManualClock:
-    """A clock that moves only when told to, for tests of timed behaviour.
+    """A clock that moves only when `advance` is called, for tests of timed behaviour.
 
     Pass it as `create_app(..., clock=clock)` and call `advance(seconds)` to let
     sampled durations pass without waiting.

@@ -115,7 +115,7 @@ def new_instance_document(
 def with_provider_resource_id(document: dict[str, Any], provider_resource_id: str) -> dict[str, Any]:
     """Return the instance `document` with `providerResourceId` placed after `region`.
 
-    The provider reports this field with the answer to any request after the
+    The provider reports this field in its response to any request after the
     create, so an instance shows it only once a second request has finished.
     """
     if "providerResourceId" in document:

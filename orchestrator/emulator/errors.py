@@ -3,7 +3,7 @@
     EmulatorError              configuration that cannot be loaded
     ├── CatalogError           an invalid catalog file
     └── ProfileError           an invalid or unknown latency and fault profile
-    ApiError                   an HTTP error answer: status, code and message
+    ApiError                   an HTTP error response: status, code and message
     DroppedResponse            the dropped-response fault, raised in-process
                                (an httpx.RemoteProtocolError)
 
@@ -29,7 +29,7 @@ class ProfileError(EmulatorError):
 
 
 class ApiError(Exception):
-    """An error answer of the instance API.
+    """An error response of the instance API.
 
     `headers` are added to the response, e.g. `Retry-After` on `429` and `503`.
     """

@@ -82,8 +82,8 @@ class FaultInjector:
             elif roll < settings.throttle + settings.server_error + settings.dropped_response:
                 after_acting = "dropped_response"
 
-            # The slow roll is drawn only when slow responses are enabled, so that
-            # enabling nothing else leaves the other draws where they were.
+            # Skipped while slow_response is 0, so that a profile without slow
+            # responses draws the other faults as if this fault did not exist.
             slow = settings.slow_response > 0 and rng.random() < settings.slow_response
 
             request_fault = None

@@ -3,7 +3,7 @@
 A request settles at its due time. Its effect is computed for that moment,
 `at`, from the stored instance and the instance's internal timings: a VM whose
 boot time has passed is `running` at the provider even though the stored
-instance still says `creating`, and the first request that settles for it
+instance still records `creating`, and the first request that settles for it
 writes `running` (`_catch_up`). Nothing changes an instance between requests.
 """
 
@@ -326,20 +326,21 @@ class Provider:
         return None
 
     def _start(self, request: RequestRow, instance: InstanceRow, at: float) -> Outcome:
-        return self._power(instance, at, wanted="running", accepted_from="stopped")
+        return self._power(instance, at, target_status="running", source_status="stopped")
 
     def _stop(self, request: RequestRow, instance: InstanceRow, at: float) -> Outcome:
-        return self._power(instance, at, wanted="stopped", accepted_from="running")
+        return self._power(instance, at, target_status="stopped", source_status="running")
 
-    def _power(self, instance: InstanceRow, at: float, *, wanted: str, accepted_from: str) -> Outcome:
-        if instance.status not in (wanted, accepted_from):
-            verb = "started" if wanted == "running" else "stopped"
+    def _power(self, instance: InstanceRow, at: float, *, target_status: str, source_status: str) -> Outcome:
+        """Move a VM from `source_status` to `target_status`; a VM already there stays as it is."""
+        if instance.status not in (target_status, source_status):
+            verb = "started" if target_status == "running" else "stopped"
             return Outcome.failure(
-                "INVALID_STATE", f"vm {instance.instance_id} is {instance.status}; only a {accepted_from} VM can be {verb}"
+                "INVALID_STATE", f"vm {instance.instance_id} is {instance.status}; only a {source_status} VM can be {verb}"
             )
-        _set_attributes(instance, at, {"instanceStatus": wanted})
-        results: dict[str, Any] = {"instanceStatus": wanted}
-        if wanted == "running":
+        _set_attributes(instance, at, {"instanceStatus": target_status})
+        results: dict[str, Any] = {"instanceStatus": target_status}
+        if target_status == "running":
             results["privateIpAddress"] = instance.doc["attributes"]["privateIpAddress"]
             results["publicIpAddress"] = instance.doc["attributes"]["publicIpAddress"]
         return Outcome(results)
@@ -408,9 +409,9 @@ class Provider:
                 "INVALID_PARAMETER",
                 f"rule index {out_of_range[0]} is out of range: security group {instance.instance_id} has {len(rules)} rules",
             )
-        kept = [rule for index, rule in enumerate(rules) if index not in indexes]
-        _set_attributes(instance, at, {"rules": kept})
-        return Outcome({"instanceStatus": instance.status, "rules": kept})
+        remaining = [rule for index, rule in enumerate(rules) if index not in indexes]
+        _set_attributes(instance, at, {"rules": remaining})
+        return Outcome({"instanceStatus": instance.status, "rules": remaining})
 
     _ACTIONS = {
         "retrieve": _retrieve,

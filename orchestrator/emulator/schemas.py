@@ -18,7 +18,7 @@ class ErrorDetail(BaseModel):
 
 
 class ErrorBody(BaseModel):
-    """The body of every error answer."""
+    """The body of every error response."""
 
     error: ErrorDetail
 
@@ -41,10 +41,10 @@ class RequestDocument(BaseModel):
     provider: str
     region: str
     connector: str
-    parameters: dict[str, Any] = Field(description="Always holds action and instanceId.")
+    parameters: dict[str, Any] = Field(description="Always contains action and instanceId.")
     metadata: dict[str, Any] | None = Field(None, description="The metadata of a create, every key the caller sent.")
     results: dict[str, Any] | None = Field(
-        None, description="The provider's answer once finished: instanceStatus, or error {code, message} when failed."
+        None, description="The provider's response once finished: instanceStatus, or error {code, message} when failed."
     )
 
 

@@ -79,8 +79,8 @@ class EmulatorServer(uvicorn.Server):
         if not self.started:
             return
         host, port = self.servers[0].sockets[0].getsockname()[:2]
-        shown_host = f"[{host}]" if ":" in host else host
-        self.url = f"http://{shown_host}:{port}"
+        url_host = f"[{host}]" if ":" in host else host
+        self.url = f"http://{url_host}:{port}"
         logger.info("emulator.listening", url=self.url)
         self.ready.set()
         if self._on_ready is not None:
@@ -89,8 +89,8 @@ class EmulatorServer(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
         # uvicorn 0.29 and later raise a caught SIGTERM again once shut down,
-        # which would end the process before the store is closed; this
-        # version only asks the server to exit.
+        # which would end the process before the store is closed. This
+        # version only sets the server's exit flag.
         if threading.current_thread() is not threading.main_thread():
             yield
             return

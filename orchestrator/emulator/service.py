@@ -1,8 +1,8 @@
 """The instance API's operations, apart from HTTP: read, plan, submit and settle.
 
 A call that creates a request runs in two steps. `plan_*` checks the call
-against the catalog and the store and raises `ApiError` on a bad one, with no
-side effect; `submit` then stores the request with its sampled due time and
+against the catalog and the store, with no side effect, and raises `ApiError`
+on a bad one. `submit` then stores the request with its sampled due time and
 its fault. `settle` applies every request whose due time has passed, in due
 order; the app runs it at the start of every call, so progress needs no
 background worker.
@@ -323,7 +323,7 @@ class InstanceService:
             provider=vm.provider,
             region=vm.region,
             connector=self.catalog.connectors[vm.provider],
-            # The image's own id is known only once the provider has answered.
+            # The image's own id is known only once the provider has responded.
             resource_uri=f"image/{vm.provider}/{vm.region}/",
             instance_id=instance_id,
             parameters={
@@ -354,9 +354,9 @@ class InstanceService:
         supported = PUT_ACTIONS[instance.resource_type]
         if action is None or action not in supported:
             expected = ", ".join(supported) if supported else "none"
-            shown = "missing" if action is None else repr(action)
+            given = "missing" if action is None else repr(action)
             raise bodies.invalid(
-                f"action {shown} is not supported on a {instance.resource_type} instance; supported actions: {expected}",
+                f"action {given} is not supported on a {instance.resource_type} instance; supported actions: {expected}",
                 "INVALID_ACTION",
             )
 

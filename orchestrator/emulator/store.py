@@ -7,7 +7,7 @@ stored with secrets already replaced by `<HIDDEN>`, so reads return them as
 stored.
 
 The database runs in WAL mode with a busy timeout, so several processes can
-share one file: each sees what the others committed. Writers take the write
+share one file: each reads what the others committed. Writers take the write
 lock up front (`BEGIN IMMEDIATE`), so two processes never settle the same
 request twice.
 

@@ -17,7 +17,7 @@ ZERO_DURATIONS = Profile(name="zero", durations={"default": Distribution("fixed"
 """A profile where every request settles on the next call and nothing boots or builds."""
 
 # Longer than any duration of the tutorial profile, so one advance finishes anything.
-LONGEST_TUTORIAL_SECONDS = 400
+PAST_TUTORIAL_DURATIONS_SECONDS = 400
 
 
 @dataclass
@@ -41,7 +41,7 @@ class Api:
         assert len(documents) == 1
         return documents[0]
 
-    def finish(self, request: dict[str, Any], after_seconds: float = LONGEST_TUTORIAL_SECONDS) -> dict[str, Any]:
+    def finish(self, request: dict[str, Any], after_seconds: float = PAST_TUTORIAL_DURATIONS_SECONDS) -> dict[str, Any]:
         """Move the clock by `after_seconds`, then return the request, which must have finished."""
         self.clock.advance(after_seconds)
         finished = self.request(request["requestId"])

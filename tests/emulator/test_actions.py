@@ -243,8 +243,8 @@ def test_request_list_cleanup(api: Api) -> None:
     everything = api.client.get("/api/request").json()
     assert [item["requestId"] for item in everything] == [finished["requestId"], pending["requestId"]]
 
-    kept = api.client.get("/api/request", params={"cleanup": "true"}).json()
-    assert [item["requestId"] for item in kept] == [pending["requestId"]]
+    in_progress = api.client.get("/api/request", params={"cleanup": "true"}).json()
+    assert [item["requestId"] for item in in_progress] == [pending["requestId"]]
     assert api.client.get(f"/api/request/{finished['requestId']}").status_code == 404
     assert api.request(pending["requestId"])["requestStatus"] == "in-progress"
 

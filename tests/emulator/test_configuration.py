@@ -186,20 +186,20 @@ def test_retention_removes_old_objects(
     profile = Profile(name="short-retention", durations={"default": Distribution("fixed", (0.5,))}, key_bits=1024, retention_seconds=60)
     emulator = emulator_server_factory(profile=profile, clock=manual_clock)
     api = Api(client=emulator.client(), clock=manual_clock, emulator=emulator)
-    kept = api.finish(api.create("kp/hpcloud/nova/standard"), after_seconds=1)
+    retained = api.finish(api.create("kp/hpcloud/nova/standard"), after_seconds=1)
     removed = api.finish(api.create("kp/hpcloud/nova/standard"), after_seconds=1)
     deletion = api.finish(api.delete(removed["instanceId"]), after_seconds=1)
 
     # Now 3 s in: the requests finished at 0.5, 1.5 and 2.5 s, and the instance was deleted at 2.5 s.
     api.clock.advance(56)
-    assert api.client.get(f"/api/request/{kept['requestId']}").status_code == 200
+    assert api.client.get(f"/api/request/{retained['requestId']}").status_code == 200
     assert api.client.get(f"/api/instance/{removed['instanceId']}").status_code == 200
 
     api.clock.advance(5)
-    assert api.client.get(f"/api/request/{kept['requestId']}").status_code == 404
+    assert api.client.get(f"/api/request/{retained['requestId']}").status_code == 404
     assert api.client.get(f"/api/request/{deletion['requestId']}").status_code == 404
     assert api.client.get(f"/api/instance/{removed['instanceId']}").status_code == 404
-    assert api.instance(kept["instanceId"])["attributes"]["instanceStatus"] == "created"
+    assert api.instance(retained["instanceId"])["attributes"]["instanceStatus"] == "created"
 
 
 def test_openapi_documents_public_endpoints(emulator_server: RunningEmulator) -> None:

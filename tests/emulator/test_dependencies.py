@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+from orchestrator.emulator import ManualClock
+from tests.conftest import RunningEmulator
 from tests.emulator.conftest import Api
 
 VM_BODY = {"imageUri": "image/hpcloud/nova/ami-00000075"}
@@ -61,12 +65,22 @@ def test_checked_when_request_settles(api: Api) -> None:
     assert api.client.get(f"/api/instance/{vm_request['parameters']['instanceId']}").status_code == 404
 
 
-def test_deleted_vm_releases_dependency_before_refresh(api: Api) -> None:
-    """A VM in `deleting` still holds its key pair; once its teardown ends the key pair can go."""
-    key_pair_id = api.provision("kp/hpcloud/nova/standard")["instanceId"]
-    vm_id = api.finish(api.create("vm/hpcloud/nova/standard.small", {**VM_BODY, "keyPairId": key_pair_id}))["instanceId"]
-    api.finish(api.delete(vm_id))
-    assert api.finish(api.delete(key_pair_id))["results"] == {"instanceStatus": "deleted"}
+def test_torn_down_vm_releases_key_pair(
+    emulator_server_factory: Callable[..., RunningEmulator], manual_clock: ManualClock
+) -> None:
+    """A VM in `deleting` still blocks its key pair; once its teardown ends, no refresh is needed."""
+    emulator = emulator_server_factory(profile="fast", clock=manual_clock)
+    fast = Api(client=emulator.client(), clock=manual_clock, emulator=emulator)
+    key_pair_id = fast.provision("kp/hpcloud/nova/standard")["instanceId"]
+    vm_id = fast.provision("vm/hpcloud/nova/standard.small", {**VM_BODY, "keyPairId": key_pair_id})["instanceId"]
+
+    # The fast profile settles a delete in 2.5 ms and tears a VM down in 0.2 s.
+    assert fast.finish(fast.delete(vm_id), after_seconds=0.01)["results"] == {"instanceStatus": "deleting"}
+    assert_violation(fast.finish(fast.delete(key_pair_id), after_seconds=0.01), key_pair_id, vm_id)
+
+    fast.clock.advance(1)
+    assert fast.finish(fast.delete(key_pair_id), after_seconds=0.01)["results"] == {"instanceStatus": "deleted"}
+    assert fast.instance(vm_id)["attributes"]["instanceStatus"] == "deleting"
 
 
 def test_image_survives_and_deletes_alone(api: Api) -> None:

@@ -1,4 +1,4 @@
-"""Error answers: 400, 401, 403, 404 and 405 bodies, never FastAPI's 422 shape."""
+"""Error responses: 400, 401, 403, 404 and 405 bodies, never FastAPI's 422 shape."""
 
 from __future__ import annotations
 

@@ -127,10 +127,10 @@ def test_key_pair_life_cycle(api: Api) -> None:
     deleted = api.finish(deleting, after_seconds=1)
     assert deleted["requestStatus"] == "completed"
     assert deleted["results"] == {"instanceStatus": "deleted"}
-    gone = api.instance(instance_id)
-    assert gone["attributes"]["instanceStatus"] == "deleted"
-    assert gone["providerResourceId"] == "standard"
-    assert list(gone)[8] == "providerResourceId"
+    deleted_instance = api.instance(instance_id)
+    assert deleted_instance["attributes"]["instanceStatus"] == "deleted"
+    assert deleted_instance["providerResourceId"] == "standard"
+    assert list(deleted_instance)[8] == "providerResourceId"
 
     assert api.client.get("/api/instance", params={"cleanup": "true"}).json() == []
     assert api.client.get(f"/api/instance/{instance_id}").status_code == 404
@@ -294,7 +294,7 @@ def test_private_image_life_cycle(api: Api) -> None:
     assert partial["instanceStatus"] == "creating"
     assert 0 < partial["progress"] < 100
 
-    # A refresh sees the provider at its own due time, so the build must be over before it is sent.
+    # A refresh reads the provider's state at its own due time, so the build must be over before it is sent.
     api.clock.advance(100)
     done = api.finish(api.refresh(image_id), after_seconds=1)["results"]
     assert done["instanceStatus"] == "created"
