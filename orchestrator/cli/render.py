@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 import networkx as nx
+import structlog
 from rich.console import Console, Group
 from rich.live import Live
 from rich.progress_bar import ProgressBar
@@ -181,6 +182,7 @@ class LiveView:
         self.started = time.monotonic()
         self.lost_requests = 0
         self.retries = 0
+        self._logger_factory: Any = None
         # Events arrive on the event loop's thread while rich refreshes from its own thread.
         self._lock = threading.Lock()
         self.live = Live(self, console=console, refresh_per_second=8, transient=False)
@@ -188,9 +190,14 @@ class LiveView:
     def __enter__(self) -> LiveView:
         self.started = time.monotonic()
         self.live.__enter__()
+        # Live replaces sys.stderr with a proxy that prints above the table, but structlog
+        # kept the stream it was configured with, and writing there would tear the table.
+        self._logger_factory = structlog.get_config()["logger_factory"]
+        structlog.configure(logger_factory=structlog.PrintLoggerFactory(file=sys.stderr))
         return self
 
     def __exit__(self, *exc_info: object) -> None:
+        structlog.configure(logger_factory=self._logger_factory)
         self.live.refresh()
         self.live.__exit__(*exc_info)  # type: ignore[arg-type]
 

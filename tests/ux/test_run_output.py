@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import io
 import re
+import sys
 from pathlib import Path
 
 import pexpect
+import structlog
 from rich.console import Console
 
 from orchestrator.cli.render import LiveView, PlainLines, apply_expectations, expected_node_seconds
 from orchestrator.config import resolve_settings
 from orchestrator.engine import Engine
 from orchestrator.graph import build_graph
+from orchestrator.logs import configure_logging
 from orchestrator.spec import load_spec
 
 from .conftest import CLI, TUTORIAL, WORKLOADS, cli_environment
@@ -155,6 +159,28 @@ def test_live_view_eta_column():
     assert re.search(r"kp1\s+ready\s*$", text, re.MULTILINE), text
     assert "1/2 done" in text
     assert "1 lost request" in text
+
+
+def test_live_view_logs_above_table(capsys):
+    """Log lines written during the live view used to go straight to the terminal and tear the table."""
+    saved = structlog.get_config()
+    screen = io.StringIO()
+    console = Console(file=screen, force_terminal=True, width=100)
+    try:
+        configure_logging("warning", stream=sys.stderr)
+        configured_factory = structlog.get_config()["logger_factory"]
+        with LiveView(console) as view:
+            view({"type": "node.state", "node": "vm1", "state": "creating"})
+            structlog.get_logger("test").warning("request.lost", node="vm1")
+        restored_factory = structlog.get_config()["logger_factory"]
+    finally:
+        structlog.configure(**saved)
+
+    text = ANSI_ESCAPE.sub("", screen.getvalue())
+    assert "request.lost" in text
+    assert "request.lost" not in capsys.readouterr().err
+    assert text.rindex("vm1") > text.index("request.lost")
+    assert restored_factory is configured_factory
 
 
 def test_plain_lines_format():
