@@ -85,6 +85,15 @@ def cli(tmp_path: Path) -> Runner:
     return run
 
 
+@pytest.fixture
+def clean_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Clear the settings variables and the config home, for tests that resolve settings in-process."""
+    for variable in SETTINGS_VARIABLES:
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.setenv("CWS_EMULATOR_PROFILE", str(write_emulator_profile(tmp_path)))
+
+
 @pytest.fixture(scope="module")
 def applied_tutorial(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Return a directory whose state contains the applied tutorial workload, shared by a module's tests."""

@@ -110,7 +110,7 @@ def test_quiet_prints_only_summary(cli):
     assert destroyed.stdout.startswith("destroy tutorial: succeeded (3 deleted) in ")
 
 
-def test_expectations_from_recorded_durations(tmp_path):
+def test_expectations_from_recorded_durations(tmp_path, clean_environment):
     engine = Engine(resolve_settings(state=str(tmp_path / "state.db")))
     try:
         assert apply_expectations(engine, TUTORIAL) == {}

@@ -6,9 +6,13 @@ import json
 import tempfile
 from pathlib import Path
 
+import anyio
 import jsonschema
 import pytest
 import yaml
+
+from orchestrator.config import resolve_settings
+from orchestrator.engine import Engine
 
 from .conftest import TUTORIAL, WORKLOADS, run_cli
 
@@ -42,6 +46,19 @@ def test_example_workload_validates(cli, path):
 
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith(f"{path}: valid workload '")
+
+
+@pytest.mark.parametrize("path", EXAMPLE_WORKLOADS, ids=lambda path: path.name)
+def test_example_workload_plans_on_emulator(tmp_path, clean_environment, path):
+    engine = Engine(resolve_settings(state=str(tmp_path / "state.db")))
+    try:
+        plan = anyio.run(engine.plan, path)
+    finally:
+        engine.close()
+
+    assert plan.has_changes
+    assert set(plan.counts()) == {"create", "replace", "delete", "noop"}
+    assert plan.counts()["create"] == len(plan.changes)
 
 
 @pytest.fixture(scope="module")
