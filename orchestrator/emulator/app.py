@@ -22,7 +22,9 @@ import anyio
 import structlog
 from fastapi import FastAPI, Query, Request
 from fastapi import Path as PathParameter
+from pydantic import BaseModel
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.models import Example
 from fastapi.openapi.utils import get_openapi
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
@@ -221,9 +223,9 @@ def _body_schema(model_name: str, example: dict[str, Any] | None = None) -> dict
     return {"requestBody": {"required": False, "content": {_JSON: content}}}
 
 
-def _example(value: str) -> dict[str, dict[str, str]]:
+def _example(value: str) -> dict[str, Example]:
     """Document the tutorial's key pair create as the example of a path parameter."""
-    return {"tutorial": {"summary": "the tutorial's key pair", "value": value}}
+    return {"tutorial": Example(summary="the tutorial's key pair", value=value)}
 
 
 def create_app(
@@ -289,7 +291,7 @@ def _add_error_handlers(app: FastAPI) -> None:
     async def http_error(request: Request, error: StarletteHTTPException) -> Response:
         if error.status_code == 405:
             return _error_response(
-                ApiError(405, "METHOD_NOT_ALLOWED", f"{request.method} is not allowed on {request.url.path}", headers=error.headers or {})
+                ApiError(405, "METHOD_NOT_ALLOWED", f"{request.method} is not allowed on {request.url.path}", headers=dict(error.headers or {}))
             )
         if error.status_code == 404:
             return _error_response(ApiError(404, "NOT_FOUND", f"no such path: {request.method} {request.url.path}"))
@@ -527,7 +529,8 @@ def _document(app: FastAPI) -> None:
         schemas.pop("HTTPValidationError", None)
         schemas.pop("ValidationError", None)
 
-        for model in (*BODY_MODELS, InstanceDocument, RequestDocument):
+        documented: tuple[type[BaseModel], ...] = (*BODY_MODELS, InstanceDocument, RequestDocument)
+        for model in documented:
             model_schema = model.model_json_schema(ref_template="#/components/schemas/{model}", by_alias=True)
             schemas.update(model_schema.pop("$defs", {}))
             schemas[model.__name__] = model_schema

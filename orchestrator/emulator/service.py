@@ -380,8 +380,8 @@ class InstanceService:
             parameters = {"virtualMachineId": vm_id, "deviceName": device}
         elif action == "detach":
             bodies.check_keys(body, ("virtualMachineId",), call)
-            vm_id = bodies.optional_text(body, "virtualMachineId")
-            parameters = {"virtualMachineId": vm_id} if vm_id is not None else {}
+            named_vm_id = bodies.optional_text(body, "virtualMachineId")
+            parameters = {"virtualMachineId": named_vm_id} if named_vm_id is not None else {}
         elif action == "add-access":
             bodies.check_keys(body, ("rules",), call)
             parameters = {"rules": bodies.access_rules(body)}

@@ -112,11 +112,36 @@ _INSTANCE_COLUMNS = (
 
 
 def _request_row(row: tuple[Any, ...]) -> RequestRow:
-    return RequestRow(*row[:8], doc=json.loads(row[8]), work=json.loads(row[9]))
+    request_id, owner_id, instance_id, action, status, created_at, due_at, fault, doc, work = row
+    return RequestRow(
+        request_id=request_id,
+        owner_id=owner_id,
+        instance_id=instance_id,
+        action=action,
+        status=status,
+        created_at=created_at,
+        due_at=due_at,
+        fault=fault,
+        doc=json.loads(doc),
+        work=json.loads(work),
+    )
 
 
 def _instance_row(row: tuple[Any, ...]) -> InstanceRow:
-    return InstanceRow(*row[:9], doc=json.loads(row[9]), internal=json.loads(row[10]))
+    instance_id, owner_id, resource_type, provider, region, resource_uri, status, created_at, deleted_at, doc, internal = row
+    return InstanceRow(
+        instance_id=instance_id,
+        owner_id=owner_id,
+        resource_type=resource_type,
+        provider=provider,
+        region=region,
+        resource_uri=resource_uri,
+        status=status,
+        created_at=created_at,
+        deleted_at=deleted_at,
+        doc=json.loads(doc),
+        internal=json.loads(internal),
+    )
 
 
 class Store:
