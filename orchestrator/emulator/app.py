@@ -112,25 +112,20 @@ class Emulator:
         return account
 
     def authenticate(self, header: str | None) -> Account:
-        if header is not None:
-            account = self._accounts_by_header.get(header)
-            if account is not None:
-                return account
+        """Return the account of a Basic `Authorization` header; raise a 401 when it names none."""
+        if header is None:
+            raise _unauthorized()
+        account = self._accounts_by_header.get(header)
+        if account is not None:
+            return account
         account = self._check_credentials(header)
+        # Only valid headers are cached, so the cache stays as small as the accounts allow.
         if len(self._accounts_by_header) < _AUTH_CACHE_SIZE:
-            self._accounts_by_header[header or ""] = account
+            self._accounts_by_header[header] = account
         return account
 
-    def _check_credentials(self, header: str | None) -> Account:
-        unauthorized = ApiError(
-            401,
-            "UNAUTHORIZED",
-            "missing or invalid credentials: send HTTP Basic authentication with the API key as user name "
-            "and the secret key as password",
-            headers={"WWW-Authenticate": 'Basic realm="cws"'},
-        )
-        if header is None:
-            raise unauthorized
+    def _check_credentials(self, header: str) -> Account:
+        unauthorized = _unauthorized()
         scheme, _, encoded = header.partition(" ")
         if scheme.lower() != "basic":
             raise unauthorized
@@ -164,7 +159,7 @@ class Emulator:
             503, "SERVICE_UNAVAILABLE", f"the service is unavailable; retry after {retry_after} s", headers=headers
         )
 
-    async def answer(self, faults: CallFaults, content: str) -> Response:
+    async def respond(self, faults: CallFaults, content: str) -> Response:
         """Build the response of a call that has acted, applying the faults that strike after acting."""
         if faults.slow:
             await anyio.sleep(self.injector.settings.slow_response_seconds)
@@ -183,17 +178,27 @@ class Emulator:
         document = await self.service.submit(
             plan, faults.request_fault, self.injector.settings.failed_request_code
         )
-        return await self.answer(faults, document)
+        return await self.respond(faults, document)
 
-    async def read(self, action: str, read: Callable[[], str]) -> Response:
+    async def read(self, action: str, produce: Callable[[], str]) -> Response:
         faults = self.draw_faults(action, creates_request=False)
-        return await self.answer(faults, read())
+        return await self.respond(faults, produce())
 
     def check_admin(self, request: Request) -> None:
         """Raise a 404, as for an unknown path, unless the admin key is configured and sent."""
         sent = request.headers.get(ADMIN_KEY_HEADER)
         if self.admin_key is None or sent is None or not hmac.compare_digest(sent.encode(), self.admin_key.encode()):
             raise StarletteHTTPException(404)
+
+
+def _unauthorized() -> ApiError:
+    return ApiError(
+        401,
+        "UNAUTHORIZED",
+        "missing or invalid credentials: send HTTP Basic authentication with the API key as user name "
+        "and the secret key as password",
+        headers={"WWW-Authenticate": 'Basic realm="cws"'},
+    )
 
 
 async def _json_body(request: Request) -> dict[str, Any]:
@@ -242,7 +247,7 @@ def create_app(
     `profile` is a shipped profile name (`fast`, the default, or `tutorial`), a
     path to a YAML profile or a `Profile`. `seed` makes the latency and fault
     draws reproducible. `clock` returns epoch seconds (default `time.time`).
-    Without `admin_key`, the admin path answers 404.
+    Without `admin_key`, the admin path returns 404.
 
     Raises `ProfileError` or `CatalogError` when the profile or catalog is invalid.
     """
@@ -522,7 +527,7 @@ def _document(app: FastAPI) -> None:
         schemas = components.setdefault("schemas", {})
 
         # FastAPI documents a 422 for every operation with parameters, but the
-        # emulator answers invalid input with 400 and the API's error body.
+        # emulator rejects invalid input with 400 and the API's error body.
         for path_item in schema["paths"].values():
             for operation in path_item.values():
                 operation["responses"].pop("422", None)
