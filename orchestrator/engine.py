@@ -49,7 +49,7 @@ from orchestrator.poller import Expectations, Poller
 from orchestrator.references import iter_references, walk_strings
 from orchestrator.scheduler import DEFAULT_PARALLELISM, DONE, FAILED, GraphRun, run_graph
 from orchestrator.spec import SECRET_ATTRIBUTES, WorkloadSpec, is_secret_reference, load_spec
-from orchestrator.state.base import CREATED, DELETED, PENDING, ResourceRecord, StateStore
+from orchestrator.state.base import CREATED, CURRENT, DELETED, PENDING, ResourceRecord, StateStore
 from orchestrator.state.sqlite import SqliteStateStore
 
 log = structlog.get_logger("orchestrator.engine")
@@ -164,7 +164,12 @@ class Engine:
             await client.aclose()
 
     def _context(
-        self, workload: str, client: CwsClient, spec: WorkloadSpec | None, command: str
+        self,
+        workload: str,
+        client: CwsClient,
+        spec: WorkloadSpec | None,
+        command: str,
+        saved_settings: dict[str, Any] | None = None,
     ) -> tuple[RunContext, RunMetrics]:
         run_id = uuid.uuid4().hex[:12]
         bus = EventBus(run_id, workload)
@@ -189,6 +194,9 @@ class Engine:
         if spec is not None:
             request_deadlines.update(spec.deadlines)
             max_attempts = spec.max_attempts or DEFAULT_MAX_ATTEMPTS
+        elif saved_settings:
+            request_deadlines.update(saved_settings.get("deadlines") or {})
+            max_attempts = saved_settings.get("max_attempts") or DEFAULT_MAX_ATTEMPTS
         context = RunContext(
             run_id=run_id,
             workload=workload,
@@ -200,6 +208,7 @@ class Engine:
             request_deadlines=request_deadlines,
             ready_deadlines=dict(DEFAULT_READY_DEADLINES),
             max_attempts=max_attempts,
+            owner_id=state.owner_id(workload),
         )
         return context, metrics
 
@@ -256,7 +265,9 @@ class Engine:
         context.events.emit("run.started", command="apply", counts=plan.counts(), message=plan.summary_line())
 
         # Until the run ends, the state keeps old and new nodes, so destroy can always find both.
-        state.save_workload(spec.name, spec.path, graph_to_records(nx.compose(old_graph, graph)), spec.outputs)
+        state.save_workload(
+            spec.name, spec.path, _with_settings(graph_to_records(nx.compose(old_graph, graph)), spec), spec.outputs
+        )
         for address in graph.nodes:
             node: Node = graph.nodes[address]["node"]
             context.groups.setdefault(node.resource, []).append(address)
@@ -281,15 +292,20 @@ class Engine:
 
         orphans = 0
         if not interrupted:
+            keep = {
+                owned.instance_id
+                for owned in state.owned_instances(spec.name)
+                if owned.role == CURRENT
+            }
             with anyio.CancelScope(shield=True):
-                orphans = await self._sweep(operator)
+                orphans = await self._sweep(operator, keep)
 
         failed = [result for result in run.results.values() if result.status == FAILED]
         if failed and options.rollback and not interrupted:
             await self._rollback(plan, graph, operator, options)
 
         if not failed and not interrupted and all(r.status == DONE for r in run.results.values()):
-            state.save_workload(spec.name, spec.path, graph_to_records(graph), spec.outputs)
+            state.save_workload(spec.name, spec.path, _with_settings(graph_to_records(graph), spec), spec.outputs)
             for change in plan.of(DELETE):
                 state.delete_resource(spec.name, change.address)
 
@@ -370,9 +386,9 @@ class Engine:
             on_skip=lambda address, reason: context.phase(address, ev.SKIPPED, message=reason),
         )
 
-    async def _sweep(self, operator: NodeOperator) -> int:
+    async def _sweep(self, operator: NodeOperator, keep: set[str]) -> int:
         try:
-            return await operator.sweep_superseded()
+            return await operator.sweep(keep)
         except CwsError as error:
             log.warning("sweep.failed", workload=operator.context.workload, error=str(error))
             return 0
@@ -407,15 +423,21 @@ class Engine:
         try:
             async with self.client(options) as client:
                 await _check_connection(client)
-                return await self._destroy_locked(name, graph, client, options, stop)
+                return await self._destroy_locked(name, graph, client, options, stop, record.graph.get("settings"))
         finally:
             state.release_lock(name, lock.lock_id)
 
     async def _destroy_locked(
-        self, name: str, graph: nx.DiGraph, client: CwsClient, options: RunOptions, stop: anyio.Event | None
+        self,
+        name: str,
+        graph: nx.DiGraph,
+        client: CwsClient,
+        options: RunOptions,
+        stop: anyio.Event | None,
+        saved_settings: dict[str, Any] | None,
     ) -> RunSummary:
         state = self.state
-        context, metrics = self._context(name, client, None, "destroy")
+        context, metrics = self._context(name, client, None, "destroy", saved_settings)
         operator = NodeOperator(context)
         records = state.get_resources(name)
         for address, record in records.items():
@@ -473,7 +495,7 @@ class Engine:
 
         orphans = 0
         if not interrupted:
-            orphans = await self._sweep(operator)
+            orphans = await self._sweep(operator, keep=set())
         leftover = state.owned_instances(name)
         result = INTERRUPTED if interrupted else (SUCCEEDED if run.ok and not leftover else RUN_FAILED)
         if result == SUCCEEDED:
@@ -633,6 +655,12 @@ class Engine:
             known = ", ".join(sorted(self.state.get_resources(name))) or "none"
             raise WorkloadNotFound(f"no resource '{address}' in workload '{name}' (resources: {known})")
         return resource.instance
+
+
+def _with_settings(records: dict[str, Any], spec: WorkloadSpec) -> dict[str, Any]:
+    """Add the spec's run settings to the graph records, so destroy uses them without the spec."""
+    records["settings"] = {"deadlines": spec.deadlines, "max_attempts": spec.max_attempts}
+    return records
 
 
 async def _check_connection(client: CwsClient) -> None:

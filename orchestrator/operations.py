@@ -9,13 +9,14 @@ listing instances and adopted instead of created twice.
 
 from __future__ import annotations
 
+import datetime as dt
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
-import networkx as nx
 import structlog
 
 from orchestrator import events as ev
@@ -59,6 +60,8 @@ log = structlog.get_logger("orchestrator.operations")
 TOKEN_KEY = "cws-workload-token"
 WORKLOAD_KEY = "cws-workload-workload"
 NODE_KEY = "cws-workload-node"
+# A random id per workload and state file, so that a sweep deletes only what this state made.
+OWNER_KEY = "cws-workload-owner"
 
 # Seconds a request may stay in-progress before it counts as lost. The tutorial's
 # requests finish in 0.4 to 3.4 s, so 60 s is more than ten times the slowest.
@@ -70,6 +73,11 @@ DEFAULT_READY_DEADLINES = {"kp": 300.0, "sg": 300.0, "vs": 900.0, "vm": 1200.0, 
 DEFAULT_MAX_ATTEMPTS = 3
 # A call that records ids runs shielded from cancellation, bounded by this many seconds.
 SHIELDED_CALL_SECONDS = 150.0
+
+# Seconds by which the API's clock may run behind this one when matching request times.
+REQUEST_CLOCK_SKEW_SECONDS = 5.0
+
+DELETE_ORDER = {"image": 0, "vs": 1, "vm": 2, "sg": 3, "kp": 3}
 
 UNHEALTHY_STATUSES = ("failed", "error", "deleted", "deleting")
 GONE_STATUSES = ("deleted",)
@@ -99,6 +107,7 @@ class RunContext:
     request_deadlines: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_REQUEST_DEADLINES))
     ready_deadlines: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_READY_DEADLINES))
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    owner_id: str = ""
     # Instance documents by node address, read by references.
     outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
     # Node addresses of each resource group, for `${name[*]...}`.
@@ -290,7 +299,20 @@ class NodeOperator:
             except (TransportError, ServerError) as error:
                 context.state.update_operation(operation.id, status=AMBIGUOUS, error=str(error))
                 found = await self._find_by_token(node, token)
-                if found is not None:
+                if found is None:
+                    pending = await self._find_request_by_token(token)
+                    if pending is None:
+                        history.append(f"attempt {attempt}: no answer ({error}), and nothing made with its token")
+                        context.state.update_operation(operation.id, status=SUPERSEDED)
+                        continue
+                    request = pending
+                    pending_instance = request.get("instanceId") or (request.get("parameters") or {}).get("instanceId")
+                    context.state.update_operation(
+                        operation.id, status=SENT, request_id=request["requestId"], instance_id=pending_instance
+                    )
+                    if pending_instance:
+                        self._own(node, pending_instance, token, CURRENT)
+                else:
                     self._own(node, found["instanceId"], token, CURRENT)
                     context.state.update_operation(operation.id, status=COMPLETED, instance_id=found["instanceId"])
                     context.events.emit(
@@ -300,11 +322,11 @@ class NodeOperator:
                         attempt=attempt,
                         message="the create's response was lost; found the instance by its token",
                     )
-                    if _is_transient(found) or _is_healthy(found):
+                    if _is_healthy(found):
                         return found
-                history.append(f"attempt {attempt}: no answer ({error})")
-                context.state.update_operation(operation.id, status=SUPERSEDED)
-                continue
+                    context.state.set_instance_role(context.workload, found["instanceId"], SUPERSEDED_INSTANCE)
+                    history.append(f"attempt {attempt}: the instance it made is {found['attributes'].get('instanceStatus')}")
+                    continue
 
             request_id = request["requestId"]
             instance_id = request.get("instanceId") or (request.get("parameters") or {}).get("instanceId")
@@ -431,6 +453,7 @@ class NodeOperator:
         metadata[TOKEN_KEY] = token
         metadata[WORKLOAD_KEY] = self.context.workload
         metadata[NODE_KEY] = node.address
+        metadata[OWNER_KEY] = self.context.owner_id
         body["metadata"] = metadata
         return body
 
@@ -461,6 +484,36 @@ class NodeOperator:
                 if status in GONE_STATUSES:
                     return None
                 return instance
+        return None
+
+    async def _follow_until_deadline(self, request: dict[str, Any]) -> None:
+        """Follow a request until it ends or its type's deadline, counted from its creation, passes."""
+        context = self.context
+        deadline = context.request_deadlines.get(request.get("resourceType", ""), DEFAULT_REQUEST_DEADLINES["vm"])
+        remaining = deadline - (time.time() - _epoch_seconds(request.get("created")))
+        if remaining <= 0:
+            return
+        now = context.clock.now()
+        try:
+            await context.poller.follow(
+                request,
+                action=(request.get("parameters") or {}).get("action", "create"),
+                resource_uri=request.get("resourceUri", ""),
+                sent_at=now,
+                deadline_at=now + remaining,
+            )
+        except (RequestLost, RequestVanished):
+            return
+
+    async def _find_request_by_token(self, token: str) -> dict[str, Any] | None:
+        """Return the create request that carries this token, when the instance is not listed yet."""
+        try:
+            requests = await self.context.client.list_requests()
+        except (ApiError, TransportError) as error:
+            raise NodeFailed("?", f"cannot list requests to check for a lost create: {error}", "LOOKUP_FAILED") from None
+        for request in requests:
+            if (request.get("metadata") or {}).get(TOKEN_KEY) == token:
+                return request
         return None
 
     async def _get_instance_or_none(self, instance_id: str) -> dict[str, Any] | None:
@@ -545,7 +598,15 @@ class NodeOperator:
             missing = [rule for rule in rules if rule not in present]
             if missing:
                 context.phase(node.address, ev.CONFIGURING, instance_id=instance["instanceId"])
-                await self._run_action(node, instance["instanceId"], "add-access", {"rules": missing})
+                await self._run_action(
+                    node,
+                    instance["instanceId"],
+                    "add-access",
+                    {"rules": missing},
+                    goal=lambda current: all(
+                        rule in ((current.get("attributes") or {}).get("rules") or []) for rule in missing
+                    ),
+                )
                 instance = await context.client.get_instance(instance["instanceId"])
         if node.type == "vs" and node.attach_to:
             vm_id = resolve_references(node.attach_to, context)
@@ -553,50 +614,125 @@ class NodeOperator:
             if attributes.get("instanceStatus") != "attached" or attributes.get("virtualMachineId") != vm_id:
                 context.phase(node.address, ev.CONFIGURING, instance_id=instance["instanceId"])
                 body = {"virtualMachineId": vm_id, "deviceName": node.device_name or "/dev/vdb"}
-                await self._run_action(node, instance["instanceId"], "attach", body)
+                await self._run_action(
+                    node,
+                    instance["instanceId"],
+                    "attach",
+                    body,
+                    goal=lambda current: (current.get("attributes") or {}).get("virtualMachineId") == vm_id,
+                )
                 instance = await context.client.get_instance(instance["instanceId"])
         return instance
 
-    async def _run_action(self, node: Node, instance_id: str, action: str, body: dict[str, Any]) -> dict[str, Any]:
-        """Send a PUT action, journaled, and follow its request to the end."""
+    async def _run_action(
+        self,
+        node: Node | _NodeRef,
+        instance_id: str,
+        action: str,
+        body: dict[str, Any],
+        goal: Callable[[dict[str, Any]], bool],
+    ) -> None:
+        """Send a PUT action, journaled, and follow its request until `goal(instance)` holds.
+
+        An action whose answer was lost is looked for among the account's
+        requests before it is sent again, so that e.g. rules are not added twice.
+        """
         context = self.context
-        operation = context.state.begin_operation(context.run_id, context.workload, node.address, action, 1, None)
-        sent_at = context.clock.now()
-        with anyio.CancelScope(shield=True):
-            try:
-                request = await context.client.instance_action(instance_id, action, body)
-            except ApiError as error:
-                context.state.update_operation(operation.id, status=OPERATION_FAILED, error=str(error))
-                raise NodeFailed(node.address, f"{action} on {instance_id} failed: {error}", error.code) from None
-            except TransportError as error:
-                context.state.update_operation(operation.id, status=AMBIGUOUS, error=str(error))
-                raise NodeFailed(
-                    node.address, f"{action} on {instance_id} got no answer: {error}; run apply again", "NO_ANSWER"
-                ) from None
-            context.state.update_operation(operation.id, status=SENT, request_id=request["requestId"])
         full_action = f"{node.type}.{action}"
-        context.events.emit(
-            "request.sent", node=node.address, action=full_action, request_id=request["requestId"], instance_id=instance_id
-        )
-        try:
-            final = await context.poller.follow(
-                request,
-                action=full_action,
-                resource_uri=node.resource_uri,
-                sent_at=sent_at,
-                deadline_at=sent_at + context.request_deadlines[node.type],
+        history: list[str] = []
+        for attempt in range(1, context.max_attempts + 1):
+            operation = context.state.begin_operation(
+                context.run_id, context.workload, node.address, action, attempt, None
             )
-        except (RequestLost, RequestVanished):
-            context.state.update_operation(operation.id, status=LOST)
-            raise NodeFailed(
-                node.address, f"{action} request {request['requestId']} was lost; run apply again", "REQUEST_LOST"
-            ) from None
-        if final.get("requestStatus") == "failed":
-            code, message = _request_error(final)
-            context.state.update_operation(operation.id, status=OPERATION_FAILED, error=f"{code}: {message}")
-            raise NodeFailed(node.address, f"{action} on {instance_id} failed with {code}: {message}", code)
-        context.state.update_operation(operation.id, status=COMPLETED)
-        return final
+            sent_at = context.clock.now()
+            sent_wall = time.time()
+            request: dict[str, Any] | None
+            with anyio.CancelScope(shield=True):
+                try:
+                    request = await context.client.instance_action(instance_id, action, body)
+                except (TransportError, ServerError) as error:
+                    if isinstance(error, TransportError) and not error.maybe_acted:
+                        context.state.update_operation(operation.id, status=OPERATION_FAILED, error=str(error))
+                        raise NodeFailed(node.address, f"{action} on {instance_id} failed: {error}", "UNREACHABLE") from None
+                    context.state.update_operation(operation.id, status=AMBIGUOUS, error=str(error))
+                    request = await self._find_recent_request(instance_id, full_action, since=sent_wall)
+                except ApiError as error:
+                    context.state.update_operation(operation.id, status=OPERATION_FAILED, error=str(error))
+                    raise NodeFailed(node.address, f"{action} on {instance_id} failed: {error}", error.code) from None
+                if request is not None:
+                    context.state.update_operation(operation.id, status=SENT, request_id=request["requestId"])
+            if request is None:
+                if await self._goal_reached(instance_id, goal):
+                    context.state.update_operation(operation.id, status=COMPLETED)
+                    return
+                context.state.update_operation(operation.id, status=SUPERSEDED)
+                history.append(f"attempt {attempt}: no answer and no request found")
+                continue
+
+            context.events.emit(
+                "request.sent",
+                node=node.address,
+                action=full_action,
+                request_id=request["requestId"],
+                instance_id=instance_id,
+                attempt=attempt,
+            )
+            try:
+                final = await context.poller.follow(
+                    request,
+                    action=full_action,
+                    resource_uri=node.resource_uri,
+                    sent_at=sent_at,
+                    deadline_at=sent_at + context.request_deadlines.get(node.type, 60.0),
+                )
+            except (RequestLost, RequestVanished):
+                context.state.update_operation(operation.id, status=LOST)
+                context.events.emit(
+                    "request.lost",
+                    node=node.address,
+                    action=full_action,
+                    request_id=request["requestId"],
+                    instance_id=instance_id,
+                    attempt=attempt,
+                )
+                if await self._goal_reached(instance_id, goal):
+                    context.state.update_operation(operation.id, status=COMPLETED)
+                    return
+                context.state.update_operation(operation.id, status=SUPERSEDED)
+                history.append(f"attempt {attempt}: request {request['requestId']} lost")
+                continue
+            if final.get("requestStatus") == "failed":
+                code, message = _request_error(final)
+                context.state.update_operation(operation.id, status=OPERATION_FAILED, error=f"{code}: {message}")
+                raise NodeFailed(node.address, f"{action} on {instance_id} failed with {code}: {message}", code)
+            context.state.update_operation(operation.id, status=COMPLETED)
+            return
+        raise NodeFailed(
+            node.address,
+            f"{action} on {instance_id} gave up after {context.max_attempts} attempts (" + "; ".join(history) + ")",
+            "ATTEMPTS_EXHAUSTED",
+        )
+
+    async def _find_recent_request(self, instance_id: str, action: str, *, since: float) -> dict[str, Any] | None:
+        """Return the newest request for this instance and action created since `since` (epoch seconds)."""
+        try:
+            requests = await self.context.client.list_requests()
+        except (ApiError, TransportError):
+            return None
+        # The server's clock may differ a little from this one.
+        earliest = since - REQUEST_CLOCK_SKEW_SECONDS
+        matches = [
+            request
+            for request in requests
+            if request.get("instanceId") == instance_id
+            and (request.get("parameters") or {}).get("action") == action
+            and _epoch_seconds(request.get("created")) >= earliest
+        ]
+        return max(matches, key=lambda request: request.get("created") or "") if matches else None
+
+    async def _goal_reached(self, instance_id: str, goal: Callable[[dict[str, Any]], bool]) -> bool:
+        instance = await self._get_instance_or_none(instance_id)
+        return instance is not None and goal(instance)
 
     # Delete
 
@@ -659,7 +795,13 @@ class NodeOperator:
             return
         attributes = instance.get("attributes") or {}
         if node.type == "vs" and attributes.get("instanceStatus") == "attached":
-            await self._run_action(node, instance_id, "detach", {})  # type: ignore[arg-type]
+            await self._run_action(
+                node,
+                instance_id,
+                "detach",
+                {},
+                goal=lambda current: (current.get("attributes") or {}).get("instanceStatus") != "attached",
+            )
 
         history: list[str] = []
         for attempt in range(1, context.max_attempts + 1):
@@ -752,26 +894,64 @@ class NodeOperator:
 
     # Sweep
 
-    async def sweep_superseded(self, graph: nx.DiGraph | None = None) -> int:
-        """Delete instances of superseded attempts that exist after all; return how many."""
+    async def sweep(self, keep: set[str]) -> int:
+        """Delete every instance this state's creates made that is not in `keep`; return how many.
+
+        Create requests still in progress are followed first (up to their
+        deadline), so an instance that a superseded attempt makes late is
+        found too. Instances are recognised by the owner id in their metadata.
+        """
         context = self.context
+        pending = [
+            request
+            for request in await context.client.list_requests()
+            if (request.get("metadata") or {}).get(OWNER_KEY) == context.owner_id
+            and request.get("requestStatus") == "in-progress"
+            and request.get("instanceId") not in keep
+        ]
+        async with anyio.create_task_group() as task_group:
+            for request in pending:
+                task_group.start_soon(self._follow_until_deadline, request)
+
         deleted = 0
-        for owned in context.state.owned_instances(context.workload):
-            if owned.role != SUPERSEDED_INSTANCE:
+        orphans = [
+            instance
+            for instance in await context.client.list_instances()
+            if (instance.get("metadata") or {}).get(OWNER_KEY) == context.owner_id
+            and instance["instanceId"] not in keep
+            and (instance.get("attributes") or {}).get("instanceStatus") not in GONE_STATUSES
+        ]
+        # Dependents first: an image or volume before its VM, a VM before its key pair or group.
+        orphans.sort(key=lambda instance: DELETE_ORDER.get(instance.get("resourceType", ""), 0))
+        for instance in orphans:
+            metadata = instance.get("metadata") or {}
+            instance_id = instance["instanceId"]
+            address = str(metadata.get(NODE_KEY, "?"))
+            context.state.add_owned_instance(
+                OwnedInstance(
+                    workload=context.workload,
+                    address=address,
+                    instance_id=instance_id,
+                    resource_type=instance.get("resourceType", "vm"),
+                    role=SUPERSEDED_INSTANCE,
+                    token=metadata.get(TOKEN_KEY),
+                )
+            )
+            node = _NodeRef(address, instance.get("resourceType", "vm"), instance.get("resourceUri") or "")
+            try:
+                await self._delete_instance(node, instance_id)
+            except NodeFailed as error:
+                log.warning("instance.orphan_delete_failed", workload=context.workload, node=address,
+                            instance_id=instance_id, error=str(error))
                 continue
-            instance = await self._get_instance_or_none(owned.instance_id)
-            if instance is None:
-                context.state.mark_instance_deleted(context.workload, owned.instance_id)
-                continue
-            node = _NodeRef(owned.address, owned.resource_type, instance.get("resourceUri") or "")
-            await self._delete_instance(node, owned.instance_id)
             deleted += 1
             context.events.emit(
                 "instance.orphan_deleted",
-                node=owned.address,
-                instance_id=owned.instance_id,
-                message="an earlier attempt's instance appeared; deleted it",
+                node=address,
+                instance_id=instance_id,
+                message="an instance of a superseded attempt; deleted it",
             )
+            log.warning("instance.orphan_deleted", workload=context.workload, node=address, instance_id=instance_id)
         return deleted
 
 
@@ -784,7 +964,17 @@ class _NodeRef:
     resource_uri: str
 
 
-def _create_action(node: Node) -> str:
+def _epoch_seconds(timestamp: Any) -> float:
+    """Parse the API's ISO 8601 timestamp (e.g. 2014-01-09T22:51:39.039Z); 0 when missing or invalid."""
+    if not isinstance(timestamp, str):
+        return 0.0
+    try:
+        return dt.datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return 0.0
+
+
+def _create_action(node: Node | _NodeRef) -> str:
     return "vm.create.image" if node.type == "image" else f"{node.type}.create"
 
 

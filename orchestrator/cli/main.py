@@ -276,7 +276,7 @@ def apply(app: AppContext, file: Path, output_format: str, quiet: bool, **option
     Prints the plan, then runs it: each resource starts as soon as the
     resources it reads are ready. Applying an unchanged file creates nothing.
     """
-    console = Console(stderr=output_format == "json")
+    console = Console(stderr=output_format == "json", soft_wrap=True)
     subscribers, view = _subscribers(output_format, quiet, console)
     engine = app.engine(subscribers)
     try:
@@ -308,7 +308,7 @@ def destroy(app: AppContext, workload: str | None, output_format: str, quiet: bo
     WORKLOAD may be left out when the state holds only one. Needs no spec
     file: the graph comes from the state.
     """
-    console = Console(stderr=output_format == "json")
+    console = Console(stderr=output_format == "json", soft_wrap=True)
     subscribers, view = _subscribers(output_format, quiet, console)
     engine = app.engine(subscribers)
     try:

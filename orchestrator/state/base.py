@@ -132,6 +132,10 @@ class StateStore(abc.ABC):
     def save_workload(self, name: str, spec_path: str | None, graph: dict[str, Any], outputs: dict[str, Any]) -> None: ...
 
     @abc.abstractmethod
+    def owner_id(self, name: str) -> str:
+        """Return the workload's random owner id, made on first use and kept for good."""
+
+    @abc.abstractmethod
     def get_workload(self, name: str) -> WorkloadRecord | None: ...
 
     @abc.abstractmethod

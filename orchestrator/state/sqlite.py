@@ -11,6 +11,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import structlog
+
 from orchestrator.errors import ConfigError, LockError
 from orchestrator.state.base import (
     UNRESOLVED_OPERATION_STATES,
@@ -22,12 +24,18 @@ from orchestrator.state.base import (
     WorkloadRecord,
 )
 
+log = structlog.get_logger("orchestrator.state")
+
 SCHEMA_VERSION = 1
 # Weight of the newest observation in the smoothed duration of an action.
 DURATION_SMOOTHING = 0.3
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS workload_owners (
+    name TEXT PRIMARY KEY,
+    owner_id TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS workloads (
     name TEXT PRIMARY KEY,
     spec_path TEXT,
@@ -164,6 +172,14 @@ class SqliteStateStore(StateStore):
             "outputs = excluded.outputs, updated_at = excluded.updated_at",
             (name, spec_path, json.dumps(graph), json.dumps(outputs), time.time()),
         )
+
+    def owner_id(self, name: str) -> str:
+        row = self._db.execute("SELECT owner_id FROM workload_owners WHERE name = ?", (name,)).fetchone()
+        if row is not None:
+            return str(row["owner_id"])
+        owner = uuid.uuid4().hex
+        self._db.execute("INSERT OR IGNORE INTO workload_owners (name, owner_id) VALUES (?, ?)", (name, owner))
+        return self.owner_id(name)
 
     def get_workload(self, name: str) -> WorkloadRecord | None:
         row = self._db.execute("SELECT * FROM workloads WHERE name = ?", (name,)).fetchone()
@@ -349,6 +365,24 @@ class SqliteStateStore(StateStore):
         except sqlite3.IntegrityError:
             holder = self.get_lock(workload)
             if holder is None:
+                return self.acquire_lock(workload, command)
+            if holder.is_gone():
+                # The holder ran on this host and its process has ended (a crash or
+                # kill -9), so no run can be using the lock any more.
+                taken = self._db.execute(
+                    "UPDATE locks SET lock_id = ?, host = ?, pid = ?, started_at = ?, command = ? "
+                    "WHERE workload = ? AND lock_id = ?",
+                    (owner.lock_id, owner.host, owner.pid, owner.started_at, owner.command, workload, holder.lock_id),
+                )
+                if taken.rowcount == 1:
+                    log.warning(
+                        "lock.taken_over",
+                        workload=workload,
+                        previous_lock_id=holder.lock_id,
+                        previous_pid=holder.pid,
+                        previous_command=holder.command,
+                    )
+                    return owner
                 return self.acquire_lock(workload, command)
             since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(holder.started_at))
             hint = (
