@@ -89,6 +89,8 @@ def load_profile(name: str | None) -> tuple[dict[str, Any], str]:
         return {}, chosen
     try:
         document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except OSError as error:
+        raise ConfigError(f"cannot read the config file {path}: {error.strerror}; fix its permissions or remove it") from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""

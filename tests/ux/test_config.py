@@ -109,6 +109,16 @@ def test_flags_beat_environment(cli, tmp_path):
     assert settings["state"] == "flag-state.db"
 
 
+def test_unreadable_config_is_one_line_error(cli, tmp_path):
+    (tmp_path / "config" / "cws-workload" / "config.yaml").mkdir(parents=True)
+
+    result = cli("config", "show")
+
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: cannot read the config file ")
+    assert len(result.stderr.splitlines()) == 1
+
+
 def test_secret_flag_warns_and_stays_masked(cli):
     result = cli("--api-secret", "secret-given-as-a-flag", "config", "show")
 
