@@ -85,7 +85,7 @@ async def check_catalog_for_plan(
         except AuthenticationFailed as error:
             raise ConfigError(
                 f"{client.endpoint} rejected the credentials of API key {client.api_key!r} "
-                f"({error.status} {error.code}); check CWS_API_KEY and CWS_API_SECRET, --api-key, "
+                f"({error.status} {error.code}: {error.api_message}); check CWS_API_KEY and CWS_API_SECRET, --api-key, "
                 "or the config profile"
             ) from None
         await check_catalog(spec, client)

@@ -87,6 +87,16 @@ def test_offline_plan_skips_catalog(cli):
     assert f"cannot connect to {endpoint}" in result.stderr
 
 
+def test_plan_with_rejected_key_names_fix(cli):
+    result = cli("plan", str(TUTORIAL), CWS_API_KEY="not-an-account")
+
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: http://embedded.cws rejected the credentials of API key 'not-an-account'")
+    assert "check CWS_API_KEY and CWS_API_SECRET" in result.stderr
+    assert len(result.stderr.splitlines()) == 1
+    assert result.stdout == ""
+
+
 def test_unknown_workload_is_one_line(cli):
     result = cli("status", "nowhere")
 
