@@ -25,7 +25,15 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from orchestrator.client import CwsClient
-from orchestrator.errors import AuthenticationFailed, ConfigError, ServerError, SpecError, SpecProblem, Throttled, TransportError
+from orchestrator.errors import (
+    AuthenticationFailed,
+    ConfigError,
+    ServerError,
+    SpecError,
+    SpecProblem,
+    Throttled,
+    TransportError,
+)
 from orchestrator.references import iter_references
 from orchestrator.spec import ResourceSpec, WorkloadSpec
 

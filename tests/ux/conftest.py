@@ -68,6 +68,7 @@ def run_cli(workdir: Path, *arguments: str, timeout: float = 120, **overrides: s
         [CLI, *arguments],
         cwd=workdir,
         capture_output=True,
+        check=False,
         text=True,
         timeout=timeout,
         env=cli_environment(workdir, **overrides),

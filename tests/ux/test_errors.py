@@ -118,6 +118,7 @@ def test_unexpected_error_debug_log(tmp_path):
         [sys.executable, "-c", FAILING_STATUS],
         cwd=tmp_path,
         capture_output=True,
+        check=False,
         text=True,
         timeout=60,
         env=cli_environment(tmp_path),

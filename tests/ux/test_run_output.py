@@ -11,7 +11,12 @@ import pexpect
 import structlog
 from rich.console import Console
 
-from orchestrator.cli.render import LiveView, PlainLines, apply_expectations, expected_node_seconds
+from orchestrator.cli.render import (
+    LiveView,
+    PlainLines,
+    apply_expectations,
+    expected_node_seconds,
+)
 from orchestrator.config import resolve_settings
 from orchestrator.engine import Engine
 from orchestrator.graph import build_graph

@@ -47,7 +47,7 @@ def test_show_masks_private_key(applied_tutorial):
     assert record["address"] == "kp1"
     assert record["type"] == "kp"
     assert record["instance"]["attributes"]["privateKey"] == "<HIDDEN>"
-    assert [operation["action"] for operation in record["operations"]][0] == "create"
+    assert record["operations"][0]["action"] == "create"
     assert json.loads(shown.stdout)["instance"]["attributes"]["privateKey"].startswith("-----BEGIN")
 
 
