@@ -50,6 +50,7 @@ from orchestrator.state.base import (
     SENT,
     SUPERSEDED,
     SUPERSEDED_INSTANCE,
+    Operation,
     OwnedInstance,
     ResourceRecord,
     StateStore,
@@ -226,63 +227,70 @@ class NodeOperator:
             return None
 
         adopted: dict[str, Any] | None = None
-        candidates: list[tuple[str | None, str | None, int | None]] = [
+        candidates: list[tuple[str | None, str | None, Operation | None]] = [
             (owned_instance.instance_id, owned_instance.token, None) for owned_instance in owned
         ]
-        candidates += [(operation.instance_id, operation.token, operation.id) for operation in operations]
-        for instance_id, token, operation_id in reversed(candidates):
-            instance = None
-            if instance_id is None and token is not None:
+        candidates += [(operation.instance_id, operation.token, operation) for operation in operations]
+        handled: set[str] = set()
+        # Newest first, so that the latest attempt's instance is the one adopted.
+        for instance_id, token, operation in reversed(candidates):
+            instance: dict[str, Any] | None = None
+            if operation is not None and operation.request_id is not None:
+                instance = await self._settle_recorded_create(node, operation)
+            elif instance_id is None and token is not None:
                 instance = await self._find_by_token(node, token)
+                if instance is None:
+                    pending = await self._find_request_by_token(token)
+                    if pending is not None:
+                        instance_id = pending.get("instanceId") or (pending.get("parameters") or {}).get("instanceId")
+                        await self._follow_until_deadline(pending)
+                        instance = await self._get_instance_or_none(instance_id) if instance_id else None
                 if instance is not None:
                     instance_id = instance["instanceId"]
                     self._own(node, instance_id, token, CURRENT)
-            if instance_id is not None and instance is None:
+            elif instance_id is not None:
                 instance = await self._get_instance_or_none(instance_id)
-                if instance is not None and operation_id is not None:
-                    operation = next(op for op in operations if op.id == operation_id)
-                    instance = await self._finish_recorded_request(node, operation, instance)
+
+            if instance_id is not None and instance_id in handled:
+                if operation is not None:
+                    same = adopted is not None and adopted["instanceId"] == instance_id
+                    context.state.update_operation(operation.id, status=COMPLETED if same else SUPERSEDED)
+                continue
+            if instance_id is not None:
+                handled.add(instance_id)
+
             if instance is not None and adopted is None and _is_healthy(instance):
                 adopted = instance
-                if operation_id is not None:
-                    context.state.update_operation(operation_id, status=COMPLETED)
+                if operation is not None:
+                    context.state.update_operation(operation.id, status=COMPLETED)
                 context.events.emit(
                     "instance.adopted", node=node.address, instance_id=instance_id, message="found after an interrupted run"
                 )
                 continue
-            if operation_id is not None:
-                context.state.update_operation(operation_id, status=SUPERSEDED)
+            if operation is not None:
+                context.state.update_operation(operation.id, status=SUPERSEDED)
             if instance_id is not None:
                 context.state.set_instance_role(context.workload, instance_id, SUPERSEDED_INSTANCE)
         return adopted
 
-    async def _finish_recorded_request(
-        self, node: Node, operation: Any, instance: dict[str, Any]
-    ) -> dict[str, Any] | None:
-        """Follow a create request recorded by an earlier run, if it is still in progress."""
-        if operation.request_id is None:
-            return instance
+    async def _settle_recorded_create(self, node: Node, operation: Operation) -> dict[str, Any] | None:
+        """Follow a create request an earlier run sent, up to its deadline; return its instance, if any."""
+        assert operation.request_id is not None
         try:
-            request = await self.context.client.get_request(operation.request_id)
+            request: dict[str, Any] | None = await self.context.client.get_request(operation.request_id)
         except NotFound:
-            return instance
-        if request.get("requestStatus") == "failed":
-            return None
-        if request.get("requestStatus") == "in-progress":
-            deadline = self.context.clock.now() + self.context.request_deadlines[node.type]
+            request = None
+        if request is not None and request.get("requestStatus") == "in-progress":
+            await self._follow_until_deadline(request)
             try:
-                request = await self.context.poller.follow(
-                    request,
-                    action=_create_action(node),
-                    resource_uri=node.resource_uri,
-                    sent_at=self.context.clock.now(),
-                    deadline_at=deadline,
-                )
-            except (RequestLost, RequestVanished):
-                return instance if _is_healthy(instance) else None
-            if request.get("requestStatus") == "failed":
-                return None
-        return await self._get_instance_or_none(instance["instanceId"])
+                request = await self.context.client.get_request(operation.request_id)
+            except NotFound:
+                request = None
+        if request is not None and request.get("requestStatus") == "failed":
+            return None
+        if operation.instance_id is None:
+            return None
+        return await self._get_instance_or_none(operation.instance_id)
 
     async def _create_with_attempts(self, node: Node) -> dict[str, Any]:
         context = self.context
