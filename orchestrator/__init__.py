@@ -22,7 +22,7 @@ import anyio
 
 from orchestrator.config import Settings, resolve_settings
 from orchestrator.engine import Engine, RunOptions, RunSummary
-from orchestrator.errors import CwsError, RunFailed, SpecError
+from orchestrator.errors import CwsError, SpecError
 from orchestrator.graph import build_graph
 from orchestrator.spec import load_spec, parse_spec
 
@@ -83,7 +83,6 @@ def destroy(workload: str | None = None, **keywords: Any) -> RunSummary:
 __all__ = [
     "CwsError",
     "Engine",
-    "RunFailed",
     "RunOptions",
     "RunSummary",
     "Settings",

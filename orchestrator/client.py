@@ -276,7 +276,8 @@ class CwsClient:
                 try:
                     return await self._send_once(method, path, endpoint_name, params, json)
                 except Exception as error:
-                    if self._on_retry is not None and (_transient if safe else _not_acted)(error):
+                    retryable = (_transient if safe else _not_acted)(error)
+                    if self._on_retry is not None and retryable and attempt_number < self._retry_attempts:
                         self._on_retry(endpoint_name, error, attempt_number)
                     raise
         raise AssertionError("unreachable: stamina re-raises the last error")

@@ -14,7 +14,10 @@
     │   ├── Throttled             429
     │   └── ServerError           5xx
     ├── TransportError            no usable answer: refused, timed out, or the connection dropped
-    └── RunFailed                 an apply or destroy ended with failed or skipped resources
+    └── Interrupted               the run stopped on SIGINT or SIGTERM
+
+A run that ends with failed resources is not an exception: apply and destroy
+return a summary whose `result` is `failed` and whose `failures` name them.
 
 httpx exceptions are translated into these in `orchestrator.client` and nowhere else.
 """
@@ -126,14 +129,6 @@ class TransportError(CwsError):
         self.url = url
         self.maybe_acted = maybe_acted
         super().__init__(message)
-
-
-class RunFailed(CwsError):
-    """An apply or destroy finished with failed or skipped resources."""
-
-    def __init__(self, message: str, summary: object = None) -> None:
-        super().__init__(message)
-        self.summary = summary
 
 
 class Interrupted(CwsError):

@@ -401,6 +401,12 @@ def _build_resource(
         if key != "metadata" and key in body:
             parameters[key] = body[key]
 
+    if type_name == "vm" and "imageUri" not in body:
+        problems.add(
+            at(path),
+            f"vm '{name}' needs 'imageUri', e.g. image/hpcloud/nova/ami-00000075 or ${{image1.resourceUri}}",
+        )
+
     resource = ResourceSpec(
         name=name,
         type=type_name,
@@ -571,13 +577,30 @@ def _check_references(spec: WorkloadSpec, problems: _Collector) -> None:
             _check_single_reference(spec, resource.image_from, "vm", base + ("from",), problems)
         check_value(resource.rules, base + ("rules",), resource)
         for index, dependency in enumerate(resource.depends_on):
-            target = dependency.split("[", 1)[0]
-            if target not in resources:
-                problems.add(
-                    spec.position_of(base + ("depends_on", index)),
-                    f"depends_on names unknown resource '{target}'{_suggest(target, list(resources))}",
-                )
+            problem = _depends_on_problem(dependency, resources)
+            if problem:
+                problems.add(spec.position_of(base + ("depends_on", index)), problem)
     check_value(spec.outputs, ("outputs",), None)
+
+
+DEPENDS_ON_PATTERN = re.compile(r"^(?P<name>[A-Za-z_][A-Za-z0-9_-]*)(?:\[(?P<index>\d+)\])?$")
+
+
+def _depends_on_problem(dependency: str, resources: dict[str, ResourceSpec]) -> str | None:
+    match = DEPENDS_ON_PATTERN.match(dependency)
+    if match is None:
+        return f"invalid depends_on entry {dependency!r}: write a resource name, or name[0] for one copy"
+    name, index = match.group("name"), match.group("index")
+    target = resources.get(name)
+    if target is None:
+        return f"depends_on names unknown resource '{name}'{_suggest(name, list(resources))}"
+    if index is not None and target.count is None:
+        return f"depends_on entry {dependency!r}: '{name}' has no 'count', so drop the index"
+    if index is not None and target.count is not None and int(index) >= target.count:
+        return (
+            f"depends_on entry {dependency!r}: index {index} is out of range for '{name}' with count {target.count}"
+        )
+    return None
 
 
 def _check_single_reference(

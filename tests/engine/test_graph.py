@@ -13,7 +13,7 @@ def graph_of(body: str):
 def test_references_become_edges():
     graph = graph_of(
         "  kp1: {type: kp}\n"
-        "  vm1:\n    type: vm\n    resource: standard.small\n    keyPairId: ${kp1.instanceId}\n"
+        "  vm1:\n    type: vm\n    resource: standard.small\n    imageUri: image/hpcloud/nova/ami-00000075\n    keyPairId: ${kp1.instanceId}\n"
         "  image1:\n    type: image\n    from: ${vm1.instanceId}\n"
     )
     assert sorted(graph.edges) == [("kp1", "vm1"), ("vm1", "image1")]
@@ -21,7 +21,7 @@ def test_references_become_edges():
 
 def test_count_expands_copies_with_index():
     graph = graph_of(
-        "  web:\n    type: vm\n    resource: standard.small\n    count: 3\n"
+        "  web:\n    type: vm\n    resource: standard.small\n    imageUri: image/hpcloud/nova/ami-00000075\n    count: 3\n"
         "    metadata: {name: 'web-${count.index}'}\n"
     )
     assert sorted(graph.nodes) == ["web[0]", "web[1]", "web[2]"]
@@ -37,14 +37,14 @@ def test_count_index_alone_keeps_integer():
 def test_splat_reference_depends_on_every_copy():
     graph = graph_of(
         "  sg:\n    type: sg\n    count: 2\n"
-        "  vm1:\n    type: vm\n    resource: standard.small\n    securityGroupIds: ${sg[*].instanceId}\n"
+        "  vm1:\n    type: vm\n    resource: standard.small\n    imageUri: image/hpcloud/nova/ami-00000075\n    securityGroupIds: ${sg[*].instanceId}\n"
     )
     assert sorted(graph.predecessors("vm1")) == ["sg[0]", "sg[1]"]
 
 
 def test_indexed_reference_depends_on_one_copy():
     graph = graph_of(
-        "  web:\n    type: vm\n    resource: standard.small\n    count: 2\n"
+        "  web:\n    type: vm\n    resource: standard.small\n    imageUri: image/hpcloud/nova/ami-00000075\n    count: 2\n"
         "  img:\n    type: image\n    from: ${web[1].instanceId}\n"
     )
     assert list(graph.predecessors("img")) == ["web[1]"]
@@ -62,7 +62,7 @@ def test_fingerprint_changes_with_parameters():
 
 
 def test_graph_round_trips_through_records():
-    graph = graph_of("  kp1: {type: kp}\n  vm1:\n    type: vm\n    resource: s\n    keyPairId: ${kp1.instanceId}\n")
+    graph = graph_of("  kp1: {type: kp}\n  vm1:\n    type: vm\n    resource: s\n    imageUri: image/hpcloud/nova/ami-00000075\n    keyPairId: ${kp1.instanceId}\n")
     restored = graph_from_records(graph_to_records(graph))
     assert sorted(restored.edges) == sorted(graph.edges)
     assert restored.nodes["vm1"]["node"].fingerprint() == graph.nodes["vm1"]["node"].fingerprint()

@@ -46,10 +46,10 @@ def test_unknown_top_level_field_suggests_fix():
 
 
 def test_unknown_resource_field_names_type():
-    problems = problems_of(VALID_HEADER + "  vm1:\n    type: vm\n    resource: standard.small\n    imageURI: x\n")
+    problems = problems_of(VALID_HEADER + "  vm1:\n    type: vm\n    resource: standard.small\n    imageUri: image/hpcloud/nova/ami-00000075\n    imageURI: x\n")
     assert len(problems) == 1
     line, column, message = problems[0]
-    assert (line, column) == (7, 5)
+    assert (line, column) == (8, 5)
     assert "unknown field 'imageURI' for a vm resource; did you mean 'imageUri'?" in message
 
 
@@ -63,21 +63,21 @@ def test_unknown_type_is_reported():
 
 def test_missing_resource_reference_is_reported():
     problems = problems_of(
-        VALID_HEADER + "  vm1:\n    type: vm\n    resource: standard.small\n    keyPairId: ${kp9.instanceId}\n"
+        VALID_HEADER + "  vm1:\n    type: vm\n    resource: standard.small\n    imageUri: image/hpcloud/nova/ami-00000075\n    keyPairId: ${kp9.instanceId}\n"
     )
-    assert problems == [(7, 16, "reference ${kp9.instanceId} names unknown resource 'kp9'")]
+    assert problems == [(8, 16, "reference ${kp9.instanceId} names unknown resource 'kp9'")]
 
 
 def test_missing_field_reference_is_reported():
     problems = problems_of(
         VALID_HEADER
         + "  kp1: {type: kp}\n"
-        + "  vm1:\n    type: vm\n    resource: standard.small\n"
+        + "  vm1:\n    type: vm\n    resource: standard.small\n    imageUri: image/hpcloud/nova/ami-00000075\n"
         + "    metadata:\n      name: ${kp1.attributes.fingerprint}\n"
     )
     assert len(problems) == 1
     line, column, message = problems[0]
-    assert (line, column) == (9, 13)
+    assert (line, column) == (10, 13)
     assert "a kp has no attribute 'fingerprint'" in message
 
 
@@ -135,3 +135,17 @@ def test_empty_file_is_reported():
     problems = problems_of("")
     assert len(problems) == 1
     assert "the file is empty" in problems[0][2]
+
+
+def test_depends_on_index_out_of_range():
+    problems = problems_of(VALID_HEADER + "  a:\n    type: kp\n    count: 2\n  b:\n    type: kp\n    depends_on: ['a[5]']\n")
+    assert problems == [
+        (9, 18, "depends_on entry 'a[5]': index 5 is out of range for 'a' with count 2")
+    ]
+
+
+def test_vm_without_image_is_rejected():
+    problems = problems_of(VALID_HEADER + "  vm1:\n    type: vm\n    resource: standard.small\n")
+    assert len(problems) == 1
+    assert problems[0][:2] == (4, 3)
+    assert "vm 'vm1' needs 'imageUri'" in problems[0][2]
