@@ -1,6 +1,6 @@
 """Soak: many apply/destroy cycles under injected faults and SIGKILLs, counting orphans and duplicates.
 
-    python bench/soak.py --runs 500 --kill-every 4 --workers 3
+    python bench/soak.py --runs 500 --kill-every 2 --workers 3
 
 Each cycle applies the 30-resource chaos workload (tests/data/chaos.yaml)
 through the installed CLI against a served emulator with one fault kind
@@ -220,6 +220,7 @@ def write_report(
     command = "python bench/soak.py " + " ".join(
         f"--{name.replace('_', '-')} {value}" for name, value in vars(arguments).items()
     )
+    runs = sum(r.applies + r.destroys + int(r.killed) for r in results)
     total_orphans = sum(r.orphans for r in results)
     total_duplicates = sum(r.duplicates for r in results)
     kills = sum(r.killed for r in results)
@@ -233,7 +234,8 @@ def write_report(
         "",
         f"Date {time.strftime('%Y-%m-%d')}; wall time {wall / 60:.1f} min.",
         "",
-        f"**{len(results)} cycles, {kills} SIGKILLs, {sum(faults.values())} faults injected: "
+        f"**{len(results)} cycles of {runs} runs (apply and destroy invocations, killed ones included), "
+        f"{kills} SIGKILLs, {sum(faults.values())} faults injected: "
         f"{total_orphans} orphans, {total_duplicates} duplicates.** "
         "Target: zero orphans and zero duplicates over at least 500 runs and 100 kills.",
         "",
@@ -255,7 +257,7 @@ def write_report(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=500, help="cycles to run (default 500)")
-    parser.add_argument("--kill-every", type=int, default=4, help="every Nth cycle is killed once mid-apply")
+    parser.add_argument("--kill-every", type=int, default=2, help="every Nth cycle is killed once mid-apply")
     parser.add_argument("--workers", type=int, default=3, help="emulators and CLIs running side by side")
     parser.add_argument("--seed", type=int, default=1, help="seed of the kill points and fault order")
     parser.add_argument("--minutes", type=float, default=90.0, help="stop starting cycles after this long")
