@@ -232,23 +232,15 @@ def section_text(command: str, facts: dict[str, str], rows: list[dict[str, Any]]
 
 
 def write_section(body: str, page: Path = DOCS_PAGE) -> None:
-    """Replace this benchmark's section of the page, or insert it after the page title.
-
-    The section sits before any `<!-- bench:` section that other scripts in
-    bench/ keep, between its own markers.
-    """
+    """Replace this benchmark's section of the page, or append it; the rest of the page stays as it is."""
     start, end = f"<!-- {SECTION}:start -->", f"<!-- {SECTION}:end -->"
-    block = f"{start}\n{body.strip()}\n{end}\n"
+    block = f"{start}\n{body.strip()}\n{end}"
     text = page.read_text(encoding="utf-8") if page.exists() else "# Benchmarks\n"
-    pattern = re.compile(re.escape(start) + r".*?" + re.escape(end) + r"\n?", re.DOTALL)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: block, text)
+    first, last = text.find(start), text.find(end)
+    if first >= 0 and last > first:
+        text = text[:first] + block + text[last + len(end) :]
     else:
-        title_end = text.find("\n", text.find("# Benchmarks")) + 1 if "# Benchmarks" in text else 0
-        others = text.find("<!-- bench:")
-        insert_at = others if others >= 0 else len(text)
-        insert_at = max(insert_at, title_end)
-        text = text[:insert_at].rstrip("\n") + "\n\n" + block + ("\n" + text[insert_at:] if text[insert_at:] else "")
+        text = text.rstrip("\n") + "\n\n" + block + "\n"
     page.parent.mkdir(parents=True, exist_ok=True)
     page.write_text(text, encoding="utf-8")
 
