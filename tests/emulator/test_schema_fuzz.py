@@ -81,6 +81,6 @@ schema = schemathesis.pytest.from_fixture("served_schema")
 
 
 @schema.parametrize()
-@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=25, deadline=None, database=None, suppress_health_check=list(HealthCheck))
 def test_api_conforms_to_schema(case: schemathesis.Case) -> None:
     case.call_and_validate(headers=AUTHORIZATION, checks=CHECKS)
