@@ -1,10 +1,12 @@
 """The FastAPI app of the emulator: HTTP routes, authentication, faults and error bodies.
 
-Every `/api` call runs the same steps: count it, authenticate it (401), settle
-the requests that are due, check it (400, 403, 404), draw its faults (429 or
-503 before acting), act, and respond (500 or a dropped connection after
-acting, a slow response). The app needs no lifespan event: `create_app` opens the
-store itself, so `httpx.ASGITransport`, which runs no lifespan, serves it too.
+Every `/api` call runs the same steps. The app counts it, authenticates it
+(401), settles the requests that are due and checks it (400, 403, 404). Then
+it draws the call's faults (429 or 503 before acting), acts, and responds
+(500 or a dropped connection after acting, or a slow response).
+
+The app needs no lifespan event: `create_app` opens the store itself, so
+`httpx.ASGITransport`, which runs no lifespan, serves it too.
 """
 
 from __future__ import annotations

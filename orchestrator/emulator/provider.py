@@ -1,9 +1,9 @@
 """The emulated cloud provider: what a request does to its instance when it settles.
 
 A request settles at its due time. Its effect is computed for that moment,
-`at`, from the stored instance and the instance's internal timings: a VM whose
+`at`, from the stored instance and the instance's internal timings. A VM whose
 boot time has passed is `running` at the provider even though the stored
-instance still records `creating`, and the first request that settles for it
+instance still records `creating`, so the first request that settles for it
 writes `running` (`_catch_up`). Nothing changes an instance between requests.
 """
 

@@ -4,7 +4,7 @@ A call that creates a request runs in two steps. `plan_*` checks the call
 against the catalog and the store, with no side effect, and raises `ApiError`
 on a bad one. `submit` then stores the request with its sampled due time and
 its fault. `settle` applies every request whose due time has passed, in due
-order; the app runs it at the start of every call, so progress needs no
+order. The app runs it at the start of every call, so progress needs no
 background worker.
 """
 
