@@ -711,6 +711,10 @@ class NodeOperator:
                 continue
             if final.get("requestStatus") == "failed":
                 code, message = _request_error(final)
+                # An earlier attempt whose answer was lost may have done the work already.
+                if await self._goal_reached(instance_id, goal):
+                    context.state.update_operation(operation.id, status=COMPLETED, error=f"{code}: {message}")
+                    return
                 context.state.update_operation(operation.id, status=OPERATION_FAILED, error=f"{code}: {message}")
                 raise NodeFailed(node.address, f"{action} on {instance_id} failed with {code}: {message}", code)
             context.state.update_operation(operation.id, status=COMPLETED)
