@@ -42,7 +42,7 @@ from orchestrator.operations import (
     DEFAULT_REQUEST_DEADLINES,
     NodeOperator,
     RunContext,
-    resolve_references,
+    resolve_with,
 )
 from orchestrator.plan import CREATE, DELETE, NOOP, REPLACE, Plan, make_plan
 from orchestrator.poller import Expectations, Poller
@@ -708,11 +708,9 @@ def _is_secret_template(template: Any) -> bool:
 
 
 def _resolve_offline(template: Any, outputs: dict[str, dict[str, Any]], groups: dict[str, list[str]]) -> Any:
-    context = RunContext.__new__(RunContext)
-    context.outputs = outputs
-    context.groups = groups
+    """Resolve an output template from the state; an output whose resource has no instance is None."""
     try:
-        return resolve_references(template, context)
+        return resolve_with(template, outputs, groups)
     except CwsError:
         return None
 

@@ -136,13 +136,21 @@ def instance_outputs(instance: dict[str, Any]) -> dict[str, Any]:
 
 def resolve_references(value: Any, context: RunContext) -> Any:
     """Substitute `${...}` references with the outputs of nodes that are already done."""
+    return resolve_with(value, context.outputs, context.groups)
+
+
+def resolve_with(value: Any, outputs: dict[str, dict[str, Any]], groups: dict[str, list[str]]) -> Any:
+    """Substitute `${...}` references from instance outputs by node address and node groups.
+
+    Raise NodeFailed naming the node when a referenced node has no instance or lacks the field.
+    """
 
     def lookup(reference: Reference) -> Any:
         if reference.index == "*":
-            addresses = context.groups.get(reference.name, [])
-            return [read_path(context.outputs[address], reference.path) for address in addresses]
+            addresses = groups.get(reference.name, [])
+            return [read_path(outputs[address], reference.path) for address in addresses]
         address = reference.name if reference.index is None else f"{reference.name}[{reference.index}]"
-        document = context.outputs.get(address)
+        document = outputs.get(address)
         if document is None:
             raise NodeFailed(address, f"{reference.text} is not available: '{address}' has no instance")
         try:
