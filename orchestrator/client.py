@@ -313,7 +313,7 @@ class CwsClient:
             ) from None
         except httpx.TransportError as error:
             raise TransportError(
-                f"{method} {url} got no complete answer: {error or type(error).__name__}",
+                f"{method} {url} got no complete response: {error or type(error).__name__}",
                 method=method,
                 url=url,
                 maybe_acted=True,

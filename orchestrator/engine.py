@@ -61,7 +61,7 @@ INTERRUPTED = "interrupted"
 
 @dataclass
 class RunOptions:
-    """How a run executes; every field has a documented default."""
+    """Execution settings of one run: concurrency, call rate and failure policy."""
 
     parallelism: int = DEFAULT_PARALLELISM
     max_rps: float | None = None
@@ -309,7 +309,12 @@ class Engine:
             for change in plan.of(DELETE):
                 state.delete_resource(spec.name, change.address)
 
-        result = INTERRUPTED if interrupted else (RUN_FAILED if failed or not run.ok else SUCCEEDED)
+        if interrupted:
+            result = INTERRUPTED
+        elif failed or not run.ok:
+            result = RUN_FAILED
+        else:
+            result = SUCCEEDED
         metrics.finished_at = self.clock.now()
         metrics.api_calls.update(client.calls)
         metrics.retries.update(client.retries)
@@ -497,7 +502,12 @@ class Engine:
         if not interrupted:
             orphans = await self._sweep(operator, keep=set())
         leftover = state.owned_instances(name)
-        result = INTERRUPTED if interrupted else (SUCCEEDED if run.ok and not leftover else RUN_FAILED)
+        if interrupted:
+            result = INTERRUPTED
+        elif run.ok and not leftover:
+            result = SUCCEEDED
+        else:
+            result = RUN_FAILED
         if result == SUCCEEDED:
             state.forget_workload(name)
         metrics.finished_at = self.clock.now()
@@ -587,11 +597,11 @@ class Engine:
             return workload
         if not names:
             raise WorkloadNotFound(
-                f"the state {self.settings.state_path} holds no workload; run 'cws-workload apply FILE' first"
+                f"the state {self.settings.state_path} contains no workload; run 'cws-workload apply FILE' first"
             )
         if len(names) > 1:
             raise WorkloadNotFound(
-                f"the state holds several workloads ({', '.join(names)}); name the one you mean"
+                f"the state contains several workloads ({', '.join(names)}); name the one you mean"
             )
         return names[0]
 

@@ -1,4 +1,4 @@
-"""What one node does during a run: create, adopt, refresh, configure or delete its instances.
+"""Node operations of a run: create, adopt, refresh, configure or delete a node's instances.
 
 Every call that makes something is journaled first (an *intent* with a fresh
 client token), and the request and instance ids are committed the moment the
@@ -96,7 +96,7 @@ class NodeFailed(CwsError):
 
 @dataclass
 class RunContext:
-    """What every node operation of one run shares."""
+    """Clients, state, events and settings shared by the node operations of one run."""
 
     run_id: str
     workload: str
@@ -216,7 +216,7 @@ class NodeOperator:
     async def _recover(self, node: Node) -> dict[str, Any] | None:
         """Find an instance that an earlier, interrupted attempt made for this node.
 
-        The journal holds every create intent whose outcome is unknown. An
+        The journal contains every create intent whose outcome is unknown. An
         instance known by id, or found by its token, is adopted when healthy;
         every other one is marked superseded so that the sweep deletes it.
         """
@@ -318,7 +318,7 @@ class NodeOperator:
                 if found is None:
                     pending = await self._find_request_by_token(token)
                     if pending is None:
-                        history.append(f"attempt {attempt}: no answer ({error}), and nothing made with its token")
+                        history.append(f"attempt {attempt}: no response ({error}), and nothing made with its token")
                         context.state.update_operation(operation.id, status=SUPERSEDED)
                         continue
                     request = pending
@@ -650,7 +650,7 @@ class NodeOperator:
     ) -> None:
         """Send a PUT action, journaled, and follow its request until `goal(instance)` holds.
 
-        An action whose answer was lost is looked for among the account's
+        An action whose response was lost is looked for among the account's
         requests before it is sent again, so that e.g. rules are not added twice.
         """
         context = self.context
@@ -682,7 +682,7 @@ class NodeOperator:
                     context.state.update_operation(operation.id, status=COMPLETED)
                     return
                 context.state.update_operation(operation.id, status=SUPERSEDED)
-                history.append(f"attempt {attempt}: no answer and no request found")
+                history.append(f"attempt {attempt}: no response and no request found")
                 continue
 
             context.events.emit(
@@ -719,7 +719,7 @@ class NodeOperator:
                 continue
             if final.get("requestStatus") == "failed":
                 code, message = _request_error(final)
-                # An earlier attempt whose answer was lost may have done the work already.
+                # An earlier attempt whose response was lost may have done the work already.
                 if await self._goal_reached(instance_id, goal):
                     context.state.update_operation(operation.id, status=COMPLETED, error=f"{code}: {message}")
                     return
@@ -841,7 +841,7 @@ class NodeOperator:
                     raise NodeFailed(node.address, f"delete of {instance_id} failed: {error}", error.code) from None
                 except TransportError as error:
                     context.state.update_operation(operation.id, status=OPERATION_FAILED, error=str(error))
-                    raise NodeFailed(node.address, f"delete of {instance_id} got no answer: {error}", "NO_ANSWER") from None
+                    raise NodeFailed(node.address, f"delete of {instance_id} got no response: {error}", "NO_RESPONSE") from None
                 context.state.update_operation(operation.id, status=SENT, request_id=request["requestId"])
             action = f"{node.type}.delete"
             context.events.emit(
