@@ -74,6 +74,8 @@ ENRICHED_PARAMETERS: dict[str, tuple[str, ...]] = {
 }
 SECRET_ATTRIBUTES = ("privateKey", "password")
 MAX_COUNT = 100_000
+# libyaml's loader, when PyYAML was built with it, composes large files several times faster.
+_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 
@@ -175,7 +177,7 @@ def parse_spec(text: str, file: str = "<string>") -> WorkloadSpec:
 
 
 def _compose(text: str, problems: _Collector, positions: dict[Path_, Position]) -> Any:
-    loader = yaml.SafeLoader(text)
+    loader = _SAFE_LOADER(text)
     try:
         node = loader.get_single_node()
         if node is None:
@@ -196,7 +198,7 @@ def _compose(text: str, problems: _Collector, positions: dict[Path_, Position]) 
 
 
 def _to_python(
-    loader: yaml.SafeLoader,
+    loader: yaml.SafeLoader | yaml.CSafeLoader,
     node: yaml.Node,
     path: Path_,
     positions: dict[Path_, Position],
