@@ -355,12 +355,14 @@ class NodeOperator:
                 attempt=attempt,
             )
             try:
-                final = await context.poller.follow(
+                final, settled_instance = await self._read_effect_first(
                     request,
+                    instance_id,
                     action=_create_action(node),
                     resource_uri=node.resource_uri,
                     sent_at=sent_at,
                     deadline_at=sent_at + context.request_deadlines[node.type],
+                    settled=lambda instance: True,
                 )
             except (RequestLost, RequestVanished) as error:
                 waited = error.waited_seconds if isinstance(error, RequestLost) else context.clock.now() - sent_at
@@ -393,6 +395,19 @@ class NodeOperator:
                 history.append(f"attempt {attempt}: request {request_id} lost after {waited:.1f} s")
                 continue
 
+            if settled_instance is not None:
+                # The instance exists, so the create took effect.
+                context.state.update_operation(operation.id, status=COMPLETED)
+                context.events.emit(
+                    "request.finished",
+                    node=node.address,
+                    action=_create_action(node),
+                    request_id=request_id,
+                    instance_id=instance_id,
+                    message="completed",
+                )
+                return settled_instance
+            assert final is not None
             context.events.emit(
                 "request.finished",
                 node=node.address,
@@ -570,13 +585,17 @@ class NodeOperator:
             with anyio.CancelScope(shield=True):
                 request = await context.client.refresh_instance(instance_id)
             refreshes += 1
+            refresh_created = str(request.get("created") or "")
             try:
-                final = await context.poller.follow(
+                final, refreshed = await self._read_effect_first(
                     request,
+                    instance_id,
                     action=retrieve_action,
                     resource_uri=node.resource_uri,
                     sent_at=sent_at,
                     deadline_at=sent_at + context.request_deadlines[node.type],
+                    # Timestamps share one ISO 8601 format, so they compare as strings.
+                    settled=lambda current: bool(refresh_created) and str(current.get("updated") or "") >= refresh_created,
                 )
             except (RequestLost, RequestVanished):
                 context.events.emit(
@@ -589,10 +608,14 @@ class NodeOperator:
                 )
                 next_refresh = context.clock.now()
                 continue
-            if final.get("requestStatus") == "failed":
-                code, message = _request_error(final)
-                raise NodeFailed(node.address, f"refresh of {instance_id} failed with {code}: {message}", code)
-            results = final.get("results") or {}
+            if refreshed is not None:
+                results = refreshed.get("attributes") or {}
+            else:
+                assert final is not None
+                if final.get("requestStatus") == "failed":
+                    code, message = _request_error(final)
+                    raise NodeFailed(node.address, f"refresh of {instance_id} failed with {code}: {message}", code)
+                results = final.get("results") or {}
             status = results.get("instanceStatus")
             if status in UNHEALTHY_STATUSES:
                 raise NodeFailed(node.address, f"instance {instance_id} became {status}", "INSTANCE_FAILED")
@@ -601,6 +624,8 @@ class NodeOperator:
                 context.poller.expectations.observe(
                     stable_action, node.resource_uri, elapsed, first_try=refreshes == 1
                 )
+                if refreshed is not None:
+                    return refreshed
                 return await context.client.get_instance(instance_id)
             now = context.clock.now()
             next_refresh = now + next_interval(now - created_at, context.poller._rng)
@@ -732,6 +757,40 @@ class NodeOperator:
             f"{action} on {instance_id} gave up after {context.max_attempts} attempts (" + "; ".join(history) + ")",
             "ATTEMPTS_EXHAUSTED",
         )
+
+    async def _read_effect_first(
+        self,
+        request: dict[str, Any],
+        instance_id: str | None,
+        *,
+        action: str,
+        resource_uri: str,
+        sent_at: float,
+        deadline_at: float,
+        settled: Callable[[dict[str, Any]], bool],
+    ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+        """Wait for a request's effect; return (finished request, None) or (None, instance).
+
+        When earlier runs taught how long the action takes, the instance is read
+        once at that time: if `settled(instance)` shows the request's effect, that
+        one call replaces polling the request and reading the instance after it.
+        Otherwise the request is followed as usual, so a failure still brings its
+        error code. Raise RequestLost or RequestVanished as `Poller.follow` does.
+        """
+        context = self.context
+        expected = context.poller.expectations.get(action, resource_uri)
+        if instance_id and expected is not None:
+            await context.clock.sleep_until(min(sent_at + expected, deadline_at))
+            instance = await self._get_instance_or_none(instance_id)
+            if instance is not None and settled(instance):
+                context.poller.expectations.observe(
+                    action, resource_uri, context.clock.now() - sent_at, first_try=True
+                )
+                return None, instance
+        final = await context.poller.follow(
+            request, action=action, resource_uri=resource_uri, sent_at=sent_at, deadline_at=deadline_at
+        )
+        return final, None
 
     async def _find_recent_request(self, instance_id: str, action: str, *, since: float) -> dict[str, Any] | None:
         """Return the newest request for this instance and action created since `since` (epoch seconds)."""
