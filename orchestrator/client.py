@@ -41,6 +41,8 @@ RETRY_WAIT_INITIAL_SECONDS = 0.1
 RETRY_WAIT_MAX_SECONDS = 10.0
 # Tries of the connection check that starts every apply and destroy.
 PREFLIGHT_ATTEMPTS = 3
+# Seconds the connection check waits for a response, shorter than other calls' time-out.
+PREFLIGHT_TIMEOUT_SECONDS = 10.0
 
 STATUS_ERRORS: dict[int, type[ApiError]] = {
     400: BadRequest,
@@ -232,15 +234,27 @@ class CwsClient:
         Raise TransportError when the endpoint cannot be reached after a few
         tries, and AuthenticationFailed when the credentials are rejected.
         """
+        # An id that no instance has: a 404 proves the endpoint answers and accepts the credentials.
         probe = "/instance/00000000-0000-4000-8000-000000000000"
         async for attempt in stamina.retry_context(
             on=_transient, attempts=PREFLIGHT_ATTEMPTS, timeout=RETRY_TIMEOUT_SECONDS, wait_initial=0.2, wait_max=2.0
         ):
             with attempt:
                 try:
-                    await self._send_once("GET", probe, "GET /instance/{id}", None, None)
+                    await self._send_once("GET", probe, "GET /instance/{id}", None, None, timeout=PREFLIGHT_TIMEOUT_SECONDS)
                 except NotFound:
                     return
+                except TransportError as error:
+                    if "timed out" in str(error):
+                        raise TransportError(
+                            f"{self.endpoint} accepted the connection but sent no response within "
+                            f"{PREFLIGHT_TIMEOUT_SECONDS:.0f} s; check that it is a CWS instance API endpoint "
+                            "and that it is not overloaded",
+                            method=error.method,
+                            url=error.url,
+                            maybe_acted=False,
+                        ) from None
+                    raise
 
     async def get_catalog(self) -> dict[str, Any] | None:
         """Return the endpoint's catalog, or None when it offers none."""
@@ -289,13 +303,16 @@ class CwsClient:
         endpoint_name: str,
         params: dict[str, str] | None,
         json: dict[str, Any] | None,
+        *,
+        timeout: float | None = None,
     ) -> Any:
         if self._limiter is not None:
             await self._limiter.acquire()
         self.calls[endpoint_name] += 1
         url = self.endpoint + "/api" + path
+        extra: dict[str, Any] = {} if timeout is None else {"timeout": timeout}
         try:
-            response = await self._http.request(method, path, params=params, json=json)
+            response = await self._http.request(method, path, params=params, json=json, **extra)
         except httpx.ConnectError as error:
             raise TransportError(
                 f"cannot connect to {self.endpoint}: {error or 'connection refused'}; "

@@ -144,8 +144,16 @@ def resolve_settings(
         raise ConfigError(
             f"invalid endpoint {chosen_endpoint!r}: give a URL such as http://127.0.0.1:8080"
         )
-    chosen_key = pick("api_key", api_key, "CWS_API_KEY") or DEMO_API_KEY
-    chosen_secret = pick("api_secret", api_secret, "CWS_API_SECRET") or DEMO_API_SECRET
+    chosen_key = pick("api_key", api_key, "CWS_API_KEY")
+    chosen_secret = pick("api_secret", api_secret, "CWS_API_SECRET")
+    if (chosen_key is None) != (chosen_secret is None):
+        given, missing = ("API key", "secret") if chosen_key else ("API secret", "key")
+        raise ConfigError(
+            f"an {given} is set ({sources.get('api_key') or sources.get('api_secret')}) but no API {missing}; "
+            "set both (CWS_API_KEY and CWS_API_SECRET, the flags, or the profile), or neither for the demo account"
+        )
+    chosen_key = chosen_key or DEMO_API_KEY
+    chosen_secret = chosen_secret or DEMO_API_SECRET
     if "api_key" not in sources:
         sources["api_key"] = "default (emulator demo account)"
     if "api_secret" not in sources:

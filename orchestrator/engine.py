@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -134,6 +135,30 @@ class Engine:
             self._state = SqliteStateStore(self.settings.state_path)
         return self._state
 
+    @property
+    def endpoint_identity(self) -> str:
+        """Return the endpoint URL, or the embedded emulator's store, that this engine talks to."""
+        if self.settings.endpoint is not None:
+            return self.settings.endpoint
+        return f"embedded emulator ({self.settings.emulator_db.resolve()})"
+
+    def check_endpoint(self, workload: str) -> None:
+        """Raise ConfigError when the state recorded this workload against another endpoint.
+
+        The instance ids in the state mean nothing to another endpoint, so a
+        destroy there would report success and leave the real instances behind.
+        """
+        record = self.state.get_workload(workload)
+        if record is None:
+            return
+        recorded = (record.graph.get("settings") or {}).get("endpoint")
+        if recorded and recorded != self.endpoint_identity:
+            raise ConfigError(
+                f"workload '{workload}' in the state {self.settings.state_path} was applied against {recorded}, "
+                f"but this command talks to {self.endpoint_identity}; point --endpoint (or CWS_ENDPOINT) at "
+                "the first, or use another --state for the second"
+            )
+
     def close(self) -> None:
         if self._state is not None:
             self._state.close()
@@ -237,6 +262,7 @@ class Engine:
         spec = load_spec(spec_path)
         graph = build_graph(spec)
         state = self.state
+        self.check_endpoint(spec.name)
         lock = state.acquire_lock(spec.name, "apply")
         try:
             async with self.client(options) as client:
@@ -266,7 +292,7 @@ class Engine:
 
         # Until the run ends, the state keeps old and new nodes, so destroy can always find both.
         state.save_workload(
-            spec.name, spec.path, _with_settings(graph_to_records(nx.compose(old_graph, graph)), spec), spec.outputs
+            spec.name, spec.path, _with_settings(graph_to_records(nx.compose(old_graph, graph)), spec, self.endpoint_identity), spec.outputs
         )
         for address in graph.nodes:
             node: Node = graph.nodes[address]["node"]
@@ -305,7 +331,7 @@ class Engine:
             await self._rollback(plan, graph, operator, options)
 
         if not failed and not interrupted and all(r.status == DONE for r in run.results.values()):
-            state.save_workload(spec.name, spec.path, _with_settings(graph_to_records(graph), spec), spec.outputs)
+            state.save_workload(spec.name, spec.path, _with_settings(graph_to_records(graph), spec, self.endpoint_identity), spec.outputs)
             for change in plan.of(DELETE):
                 state.delete_resource(spec.name, change.address)
 
@@ -421,6 +447,7 @@ class Engine:
         options = options or RunOptions()
         state = self.state
         name = self.resolve_workload(workload)
+        self.check_endpoint(name)
         record = state.get_workload(name)
         assert record is not None
         graph = graph_from_records(record.graph)
@@ -560,12 +587,13 @@ class Engine:
                 for address, timeline in metrics.timelines.items()
             },
         )
+        finished_wall = time.time()
         self.state.record_run(
             context.run_id,
             context.workload,
             command,
-            metrics.started_at,
-            metrics.finished_at,
+            finished_wall - metrics.wall_seconds,
+            finished_wall,
             result,
             summary.to_json(),
         )
@@ -619,7 +647,8 @@ class Engine:
                 {
                     "address": address,
                     "type": node.type,
-                    "resource_uri": resource.resource_uri if resource else node.resource_uri,
+                    "resource_uri": (resource.instance.get("resourceUri") if resource else None)
+                    or (resource.resource_uri if resource else node.resource_uri),
                     "status": resource.status if resource else PENDING,
                     "instance_id": resource.instance_id if resource else None,
                     "instance_status": resource.instance_status if resource else None,
@@ -667,9 +696,9 @@ class Engine:
         return resource.instance
 
 
-def _with_settings(records: dict[str, Any], spec: WorkloadSpec) -> dict[str, Any]:
-    """Add the spec's run settings to the graph records, so destroy uses them without the spec."""
-    records["settings"] = {"deadlines": spec.deadlines, "max_attempts": spec.max_attempts}
+def _with_settings(records: dict[str, Any], spec: WorkloadSpec, endpoint: str) -> dict[str, Any]:
+    """Add the spec's run settings and the endpoint to the graph records, for runs without the spec."""
+    records["settings"] = {"deadlines": spec.deadlines, "max_attempts": spec.max_attempts, "endpoint": endpoint}
     return records
 
 

@@ -1061,6 +1061,8 @@ def _explain_rejection(error: ApiError) -> str:
     if isinstance(error, AuthenticationFailed):
         return f"{error}; check CWS_API_KEY and CWS_API_SECRET"
     if isinstance(error, Forbidden):
+        if "payment" in error.api_message:
+            return str(error)
         return f"{error}; the account needs payment information before it can create instances"
     if isinstance(error, BadRequest):
         return f"{error}; fix the value in the workload file"

@@ -123,6 +123,8 @@ class WorkloadSpec:
     deadlines: dict[str, float] = field(default_factory=dict)
     max_attempts: int | None = None
     positions: dict[Path_, Position] = field(default_factory=dict, repr=False)
+    # Resources declared but rejected; references to them raise no second error.
+    invalid_resources: set[str] = field(default_factory=set, repr=False)
 
     def position_of(self, path: Path_) -> Position:
         """Return where the value at a key path starts, or the nearest enclosing one."""
@@ -283,6 +285,7 @@ def _build(
 
     raw_resources = document.get("resources")
     resources: dict[str, ResourceSpec] = {}
+    invalid_names: set[str] = set()
     if raw_resources is None:
         problems.add(at(()), "missing field 'resources': list the resources to create")
     elif not isinstance(raw_resources, dict) or not raw_resources:
@@ -292,6 +295,8 @@ def _build(
             resource = _build_resource(resource_name, body, defaults, at, problems)
             if resource is not None:
                 resources[resource_name] = resource
+            else:
+                invalid_names.add(resource_name)
 
     outputs = document.get("outputs") or {}
     if not isinstance(outputs, dict):
@@ -306,6 +311,7 @@ def _build(
         deadlines=deadlines,
         max_attempts=max_attempts,
         positions=positions,
+        invalid_resources=invalid_names,
     )
 
 
@@ -564,6 +570,8 @@ def _check_references(spec: WorkloadSpec, problems: _Collector) -> None:
                 problems.add(position, str(error))
                 continue
             for reference in references:
+                if reference.name in spec.invalid_resources:
+                    continue
                 message = _reference_problem(reference, owner, resources)
                 if message:
                     problems.add(position, message)

@@ -17,6 +17,7 @@ A `Store` is not thread-safe: its owner serialises calls.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -149,7 +150,11 @@ class Store:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # The store holds private keys and passwords in full, so only its owner may read it;
+        # SQLite gives the -wal and -shm files the database file's mode.
+        if not self.path.exists():
+            os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
         # Autocommit mode: reads see the latest commit of any process, and
         # writes open their transaction explicitly with `transaction()`.
         self._connection = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)

@@ -98,3 +98,16 @@ def test_destroy_without_state_names_fix(tmp_path):
     result = cli(tmp_path, "destroy", "--yes")
     assert result.returncode == 2
     assert "run 'cws-workload apply FILE' first" in result.stderr
+
+
+def test_state_bound_to_its_endpoint(tmp_path):
+    applied = cli(tmp_path, "apply", str(TUTORIAL), "--quiet")
+    assert applied.returncode == 0, applied.stderr
+
+    elsewhere = cli(tmp_path, "--endpoint", "http://127.0.0.1:9", "destroy", "--yes")
+    assert elsewhere.returncode == 2
+    assert "was applied against embedded emulator" in elsewhere.stderr
+    assert "this command talks to http://127.0.0.1:9" in elsewhere.stderr
+
+    destroyed = cli(tmp_path, "destroy", "--yes", "--quiet")
+    assert destroyed.returncode == 0, destroyed.stderr

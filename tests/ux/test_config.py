@@ -120,7 +120,7 @@ def test_unreadable_config_is_one_line_error(cli, tmp_path):
 
 
 def test_secret_flag_warns_and_stays_masked(cli):
-    result = cli("--api-secret", "secret-given-as-a-flag", "config", "show")
+    result = cli("--api-key", "key-from-flag", "--api-secret", "secret-given-as-a-flag", "config", "show")
 
     assert result.returncode == 0, result.stderr
     assert "warning: --api-secret is visible to other users in the process list" in result.stderr
@@ -130,7 +130,7 @@ def test_secret_flag_warns_and_stays_masked(cli):
 
 
 def test_secret_from_environment_no_warning(cli):
-    result = cli("config", "show", CWS_API_SECRET="secret-from-environment")
+    result = cli("config", "show", CWS_API_KEY="key-from-environment", CWS_API_SECRET="secret-from-environment")
 
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
@@ -160,3 +160,10 @@ def test_bad_settings_one_line_errors(cli, tmp_path, config_text, arguments, mes
     assert result.stderr.startswith("error: ")
     assert len(result.stderr.splitlines()) == 1
     assert "Traceback" not in result.stderr
+
+
+def test_key_without_secret_is_rejected(cli):
+    result = cli("--api-key", "key-from-flag", "config", "show")
+
+    assert result.returncode == 2
+    assert "an API key is set (flag) but no API secret" in result.stderr

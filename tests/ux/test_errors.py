@@ -88,7 +88,7 @@ def test_offline_plan_skips_catalog(cli):
 
 
 def test_plan_with_rejected_key_names_fix(cli):
-    result = cli("plan", str(TUTORIAL), CWS_API_KEY="not-an-account")
+    result = cli("plan", str(TUTORIAL), CWS_API_KEY="not-an-account", CWS_API_SECRET="any-secret")
 
     assert result.returncode == 2
     assert result.stderr.startswith("error: http://embedded.cws rejected the credentials of API key 'not-an-account'")
