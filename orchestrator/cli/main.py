@@ -240,7 +240,7 @@ def _print_summary(summary: RunSummary, console: Console, show_plan_lines: bool 
     )
     for failure in summary.failures:
         console.print(f"  failed: {failure['node']}: {failure['message']}", style="red", highlight=False)
-    if summary.outputs:
+    if summary.outputs and summary.result == SUCCEEDED:
         console.print("Outputs:", highlight=False)
         for name, value in summary.outputs.items():
             console.print(f"  {name} = {json.dumps(value)}", highlight=False)
@@ -382,12 +382,14 @@ def status(app: AppContext, workload: str | None, as_json: bool, output_format: 
         click.echo(json.dumps(redact(report), indent=2))
         return
     click.echo(f"workload {report['workload']} ({report['spec']})")
-    width = max((len(row["address"]) for row in report["resources"]), default=8)
+    width = max([len(row["address"]) for row in report["resources"]] + [len("RESOURCE")])
+    click.echo(f"  {'RESOURCE':<{width}}  {'TYPE':<5}  {'STATE':<8}  {'INSTANCE':<10}  INSTANCE ID")
     for row in report["resources"]:
         click.echo(
             f"  {row['address']:<{width}}  {row['type']:<5}  {row['status']:<8}  "
             f"{row['instance_status'] or '-':<10}  {row['instance_id'] or '-'}"
         )
+    click.echo("STATE is what cws-workload last did; INSTANCE is the status the API last reported.")
     if report["lock"]:
         click.echo(f"locked: {report['lock']}")
 

@@ -84,7 +84,8 @@ class PlainLines:
         if event_type == "instance.orphan_deleted":
             return f"{event['node']}: deleted orphan instance {event['instance_id']}"
         if event_type == "run.started":
-            return f"{event.get('command')} {event['workload']}: {event.get('message', '')}".rstrip(": ")
+            # The plan summary in the event's message was printed before the run started.
+            return f"{event.get('command')} {event['workload']}: started"
         return None
 
 

@@ -27,7 +27,9 @@ def test_status_text_lists_each_resource(applied_tutorial):
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0].startswith("workload tutorial (")
-    assert [line.split()[0] for line in lines[1:]] == ["kp1", "vm1", "image1"]
+    assert lines[1].split() == ["RESOURCE", "TYPE", "STATE", "INSTANCE", "INSTANCE", "ID"]
+    assert [line.split()[0] for line in lines[2:5]] == ["kp1", "vm1", "image1"]
+    assert lines[5].startswith("STATE is what cws-workload last did")
 
 
 def test_output_json_is_one_document(applied_tutorial):
