@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -301,20 +301,13 @@ class Engine:
                 context.outputs[address] = records[address].instance
 
         run = GraphRun()
-        interrupted = False
-        with anyio.CancelScope() as scope:
-            async with anyio.create_task_group() as watcher:
-                if stop is not None:
-                    watcher.start_soon(_cancel_on, stop, scope)
-                try:
-                    delete_run = await self._run_deletes(plan, operator, options, stop)
-                    run.results.update(delete_run.results)
-                    if delete_run.ok:
-                        await self._run_creates(spec, graph, plan, operator, records, options, stop, run)
-                finally:
-                    watcher.cancel_scope.cancel()
-        if scope.cancelled_caught or (stop is not None and stop.is_set()):
-            interrupted = True
+        async def run_phases() -> None:
+            delete_run = await self._run_deletes(plan, operator, options, stop)
+            run.results.update(delete_run.results)
+            if delete_run.ok:
+                await self._run_creates(spec, graph, plan, operator, records, options, stop, run)
+
+        interrupted = await _run_until_stopped(run_phases, stop)
 
         orphans = 0
         if not interrupted:
@@ -504,26 +497,19 @@ class Engine:
                 raise
 
         run = GraphRun()
-        interrupted = False
-        with anyio.CancelScope() as scope:
-            async with anyio.create_task_group() as watcher:
-                if stop is not None:
-                    watcher.start_soon(_cancel_on, stop, scope)
-                try:
-                    await run_graph(
-                        reverse,
-                        delete_node,
-                        parallelism=options.parallelism,
-                        continue_on_error=options.continue_on_error,
-                        now=self.clock.now,
-                        stop=stop,
-                        run=run,
-                        on_skip=lambda address, reason: context.phase(address, ev.SKIPPED, message=reason),
-                    )
-                finally:
-                    watcher.cancel_scope.cancel()
-        if scope.cancelled_caught or (stop is not None and stop.is_set()):
-            interrupted = True
+        async def run_deletes() -> None:
+            await run_graph(
+                reverse,
+                delete_node,
+                parallelism=options.parallelism,
+                continue_on_error=options.continue_on_error,
+                now=self.clock.now,
+                stop=stop,
+                run=run,
+                on_skip=lambda address, reason: context.phase(address, ev.SKIPPED, message=reason),
+            )
+
+        interrupted = await _run_until_stopped(run_deletes, stop)
 
         orphans = 0
         if not interrupted:
@@ -716,6 +702,23 @@ async def _check_connection(client: CwsClient) -> None:
 async def _cancel_on(stop: anyio.Event, scope: anyio.CancelScope) -> None:
     await stop.wait()
     scope.cancel()
+
+
+async def _run_until_stopped(phases: Callable[[], Awaitable[None]], stop: anyio.Event | None) -> bool:
+    """Run the phases, cancelling them once `stop` is set; return whether the run was interrupted.
+
+    Calls that record ids are shielded inside the operations, so a cancel
+    here never loses an id the API returned.
+    """
+    with anyio.CancelScope() as scope:
+        async with anyio.create_task_group() as watcher:
+            if stop is not None:
+                watcher.start_soon(_cancel_on, stop, scope)
+            try:
+                await phases()
+            finally:
+                watcher.cancel_scope.cancel()
+    return scope.cancelled_caught or (stop is not None and stop.is_set())
 
 
 async def _missing_instances(client: CwsClient, records: dict[str, ResourceRecord]) -> set[str]:
