@@ -17,6 +17,7 @@ A config file looks like:
 
 from __future__ import annotations
 
+import difflib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -109,9 +110,15 @@ def load_profile(name: str | None) -> tuple[dict[str, Any], str]:
     unknown = [key for key in profile if key not in PROFILE_KEYS]
     if unknown:
         raise ConfigError(
-            f"{path}: unknown field '{unknown[0]}' in profile '{chosen}' (allowed: {', '.join(PROFILE_KEYS)})"
+            f"{path}: unknown field '{unknown[0]}' in profile '{chosen}'{_suggestion(unknown[0])} "
+            f"(allowed: {', '.join(PROFILE_KEYS)})"
         )
     return profile, chosen
+
+
+def _suggestion(key: str) -> str:
+    close = difflib.get_close_matches(key, PROFILE_KEYS, n=1)
+    return f"; did you mean '{close[0]}'?" if close else ""
 
 
 def resolve_settings(

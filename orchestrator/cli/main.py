@@ -66,8 +66,33 @@ def debug_log_path() -> Path:
     return Path(tempfile.gettempdir()) / f"cws-workload-debug-{os.getpid()}.log"
 
 
+GLOBAL_OPTIONS = ("--endpoint", "--api-key", "--api-secret", "--state", "--profile", "--log-level", "--log-json")
+
+
 class BoundaryGroup(click.Group):
     """A click group that renders expected errors as messages and hides tracebacks."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            result = super().main(*args, standalone_mode=False, **kwargs)
+        except click.NoSuchOption as error:
+            if error.option_name in GLOBAL_OPTIONS:
+                error.message = (
+                    f"{error.message.rstrip('.')}. {error.option_name} is a global option, so give it before "
+                    f"the command, e.g. cws-workload {error.option_name} VALUE status"
+                )
+            error.show()
+            sys.exit(error.exit_code)
+        except click.ClickException as error:
+            error.show()
+            sys.exit(error.exit_code)
+        except click.exceptions.Abort:
+            click.echo("Aborted!", err=True)
+            sys.exit(1)
+        except click.exceptions.Exit as exit_:
+            sys.exit(exit_.exit_code)
+        # Without standalone mode, click returns the code of ctx.exit() instead of exiting.
+        sys.exit(result if isinstance(result, int) else 0)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
