@@ -35,7 +35,7 @@ from orchestrator.errors import (
 )
 from orchestrator.events import EventBus
 from orchestrator.graph import Node
-from orchestrator.poller import Poller, RequestLost, RequestVanished, next_interval
+from orchestrator.poller import FIRST_POLL_SECONDS, Poller, RequestLost, RequestVanished, next_interval
 from orchestrator.references import Reference, read_path, substitute
 from orchestrator.state.base import (
     AMBIGUOUS,
@@ -771,21 +771,24 @@ class NodeOperator:
     ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
         """Wait for a request's effect; return (finished request, None) or (None, instance).
 
-        When earlier runs taught how long the action takes, the instance is read
-        once at that time: if `settled(instance)` shows the request's effect, that
+        The instance is read once, when earlier runs showed the action ends (or
+        after FIRST_POLL_SECONDS when nothing was learnt): if `settled(instance)` shows the request's effect, that
         one call replaces polling the request and reading the instance after it.
         Otherwise the request is followed as usual, so a failure still brings its
         error code. Raise RequestLost or RequestVanished as `Poller.follow` does.
         """
         context = self.context
         expected = context.poller.expectations.get(action, resource_uri)
-        if instance_id and expected is not None:
-            await context.clock.sleep_until(min(sent_at + expected, deadline_at))
+        if instance_id:
+            # With nothing learnt yet, the read goes out when the poller's first poll would.
+            delay = expected if expected is not None else FIRST_POLL_SECONDS
+            await context.clock.sleep_until(min(sent_at + delay, deadline_at))
             instance = await self._get_instance_or_none(instance_id)
             if instance is not None and settled(instance):
-                context.poller.expectations.observe(
-                    action, resource_uri, context.clock.now() - sent_at, first_try=True
-                )
+                if expected is not None:
+                    context.poller.expectations.observe(
+                        action, resource_uri, context.clock.now() - sent_at, first_try=True
+                    )
                 return None, instance
         final = await context.poller.follow(
             request, action=action, resource_uri=resource_uri, sent_at=sent_at, deadline_at=deadline_at
