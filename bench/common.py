@@ -65,7 +65,7 @@ ADMIN_KEY_HEADER = "X-CWS-Admin-Key"
 
 
 def machine_description() -> dict[str, Any]:
-    """Return the core count, CPU model, total memory and load of this machine."""
+    """Return the engine's revision, and the core count, CPU model, total memory and load of this machine."""
     cpu_model = "unknown"
     with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
         for line in cpuinfo:
@@ -79,6 +79,8 @@ def machine_description() -> dict[str, Any]:
                 memory_kib = int(line.split()[1])
                 break
     return {
+        # Read when the benchmark starts, because the checkout may change while it runs.
+        "engine": engine_revision(),
         "nproc": len(os.sched_getaffinity(0)),
         "cpu_model": cpu_model,
         "memory_gib": round(memory_kib / 1024 / 1024, 1),
@@ -315,8 +317,8 @@ class BenchWorkload:
         counts = self.counts()
         edges = sum(len(node.dependencies()) for node in self.nodes.values())
         layers = 1 + max(node.layer for node in self.nodes.values())
-        kinds = ", ".join(f"{counts[kind]} {kind}" for kind in ("kp", "sg", "vm", "image") if counts[kind])
-        return f"{len(self.nodes)} resources ({kinds}), {edges} edges, {layers} layers, seed {self.seed}"
+        kinds = ", ".join(f"{counts[kind]:,} {kind}" for kind in ("kp", "sg", "vm", "image") if counts[kind])
+        return f"{len(self.nodes):,} resources ({kinds}), {edges:,} edges, {layers} layers, seed {self.seed}"
 
     def document(self) -> dict[str, Any]:
         resources: dict[str, Any] = {}

@@ -151,18 +151,19 @@ def main() -> int:
     print(f"saved {IMAGE_PATH.relative_to(common.REPO)}", flush=True)
 
     run_description = (
-        "the second apply of the DAG on one state file, so its polls are timed from the durations the first "
+        "the second apply of the DAG on one state file, whose polls are timed from the durations the first "
         "apply learnt" if arguments.run == "warm" else "the first apply on an empty state"
     )
     lines = [
         "## Timeline of one apply",
         "",
         f"Command: `{common.command_line()}`  ",
-        f"Date: {common.today()}; engine: {common.engine_revision()}.  ",
+        f"Date: {common.today()}; engine: {machine['engine']}.  ",
         common.machine_line(machine, common.machine_description()["load_average"]),
         "",
-        (f"The chart shows {run_description}: {workload.describe()}, on a served emulator with "
-        f"`{arguments.profile.name}` (the durations of the makespan section), parallelism {parallelism}. "
+        (f"The chart shows {run_description}. The workload has {workload.describe()}. It ran on a served "
+        f"emulator with `{arguments.profile.name}` (the durations of the makespan section), parallelism "
+        f"{parallelism}. "
         "Each row is one resource, in the order the resources started. Grey is the time a resource waited "
         "for its dependencies, blue its create in flight (request and first read), purple the action that "
         "adds a security group's rule, and orange the refreshes of a booting VM or building image. The "

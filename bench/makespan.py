@@ -44,6 +44,8 @@ from orchestrator.state.sqlite import SqliteStateStore
 RATIO_TARGET = 1.03
 CALLS_PER_OPERATION_TARGET = 2.5
 ADMIN_KEY = "bench-makespan"
+# Each apply or client run is cancelled after this many seconds, so that the benchmark always ends.
+RUN_TIMEOUT_SECONDS = 600
 # Engine runs per size: an empty state, the state the cold run left, and a state seeded with the profile's durations.
 ENGINE_RUNS = ("cold", "warm", "seeded")
 
@@ -120,7 +122,10 @@ async def engine_run(
     settings = resolve_settings(endpoint=url, state=str(state_path))
     served_before = emulator.stats()["calls"]
     started = time.perf_counter()
-    summary = await orchestrator.apply_async(spec_path, settings=settings, options=RunOptions(parallelism=parallelism))
+    with anyio.fail_after(RUN_TIMEOUT_SECONDS):
+        summary = await orchestrator.apply_async(
+            spec_path, settings=settings, options=RunOptions(parallelism=parallelism)
+        )
     wall = time.perf_counter() - started
     served_after = emulator.stats()["calls"]
     if not summary.ok:
@@ -137,6 +142,11 @@ async def engine_run(
         "in_flight": max_in_flight(summary.timeline),
         "learnt": learnt_durations(state_path),
     }
+
+
+async def poll_every_second(client: common.FixedPollClient, workload: common.BenchWorkload) -> float:
+    with anyio.fail_after(RUN_TIMEOUT_SECONDS):
+        return await client.apply(workload, concurrent=True)
 
 
 def measure_size(size: int, arguments: argparse.Namespace, parallelism: int) -> dict[str, Any]:
@@ -171,7 +181,7 @@ def measure_size(size: int, arguments: argparse.Namespace, parallelism: int) -> 
         print(f"  seeded apply {result['seeded']['wall']:.2f} s", flush=True)
         if not arguments.no_baseline:
             client = common.FixedPollClient(emulator.url, DEMO_API_KEY, DEMO_API_SECRET)
-            wall = anyio.run(lambda: client.apply(workload.renamed(f"makespan-{size}-poll"), concurrent=True))
+            wall = anyio.run(poll_every_second, client, workload.renamed(f"makespan-{size}-poll"))
             result["baseline"] = {
                 "wall": wall,
                 "calls_total": sum(client.calls.values()),
@@ -189,12 +199,12 @@ def render(results: list[dict[str, Any]], arguments: argparse.Namespace, paralle
         "## Makespan and API calls",
         "",
         f"Command: `{common.command_line()}`  ",
-        f"Date: {common.today()}; engine: {common.engine_revision()}.  ",
+        f"Date: {common.today()}; engine: {machine['engine']}.  ",
         common.machine_line(machine, load_after),
         "",
         (f"Setup: one served emulator per size (`cws-workload emulator serve` on 127.0.0.1) with the profile "
-        f"`{arguments.profile.relative_to(common.REPO) if arguments.profile.is_relative_to(common.REPO) else arguments.profile}`: "
-        f"fixed durations, no faults; kp.create {d('kp.create'):g} s, sg.create {d('sg.create'):g} s + "
+        f"`{arguments.profile.relative_to(common.REPO) if arguments.profile.is_relative_to(common.REPO) else arguments.profile}`, "
+        f"which has fixed durations and no faults. Durations: kp.create {d('kp.create'):g} s, sg.create {d('sg.create'):g} s + "
         f"sg.add-access {d('sg.add-access'):g} s, vm.create {d('vm.create'):g} s + vm.boot {d('vm.boot'):g} s + "
         f"vm.retrieve {d('vm.retrieve'):g} s, vm.create.image {d('vm.create.image'):g} s + "
         f"image.build {d('image.build'):g} s + image.retrieve {d('image.retrieve'):g} s. "
@@ -203,17 +213,19 @@ def render(results: list[dict[str, Any]], arguments: argparse.Namespace, paralle
         "then VMs reading a key pair and up to two groups, images of those VMs, VMs booting from those images, "
         "and images of those."),
         "",
-        ("The critical path is the longest chain of per-node durations taken from the profile: a VM is its "
-        "create, its boot and one retrieve that finds it running; an image its create, its build and one "
-        "retrieve; a security group its create and its add-access. A client that knows the durations can send "
-        "that retrieve before the boot ends, so the least possible makespan is shorter (the last column of the "
-        "first table, retrieves overlapped); a ratio below 1 is possible against the first figure."),
+        ("The critical path is the longest chain of per-node durations taken from the profile. A VM is its "
+        "create, its boot and one retrieve that finds it running. An image is its create, its build and one "
+        "retrieve, and a security group its create and its add-access. A client that knows the durations can "
+        "send that retrieve before the boot ends, so the least possible makespan is shorter: see the last "
+        "column of the first table (retrieves overlapped). So a ratio below 1 is possible against the first "
+        "figure."),
         "",
         ("Apply wall time is measured around `orchestrator.apply_async` (spec load, state, connection check "
-        "and the run). Three engine runs per size, each under a fresh workload name: cold on an empty state; "
-        "warm on the same state file, with the durations the cold run learnt; seeded on a new state file "
-        "whose learnt durations were set to the profile's true ones before the run (a VM's `vm.stable` to "
-        "its boot time, an image's `image.stable` to its build time). The seeded run shows what the engine "
+        "and the run). The engine runs three times per size, each time under a fresh workload name. The cold "
+        "run starts on an empty state. The warm run uses the same state file, with the durations the cold run "
+        "learnt. The seeded run uses a new state file whose learnt durations were set to the profile's true "
+        "ones before the run (a VM's `vm.stable` to its boot time, an image's `image.stable` to its build "
+        "time). The seeded run shows what the engine "
         "reaches when its expectations are exact, apart from how it learns them. "
         f"Target: wall / critical path ≤ {RATIO_TARGET} at 1,000 resources."),
         "",

@@ -165,21 +165,21 @@ def render(arguments: argparse.Namespace, workload: common.BenchWorkload, result
         "## cws-workload, an Ansible playbook and a sequential script",
         "",
         f"Command: `{common.command_line()}`  ",
-        f"Date: {common.today()}; engine: {common.engine_revision()}; {ansible_version}.  ",
+        f"Date: {common.today()}; engine: {machine['engine']}; {ansible_version}.  ",
         common.machine_line(machine, load_after),
         "",
         (f"Workload: {len(workload.nodes)} resources, {arguments.chains} chains of a key pair, a VM using it and an "
         "image of the VM, plus one spare key pair. All three clients ran once each, in the order of the table, on "
-        f"one served emulator (`cws-workload emulator serve` on 127.0.0.1, profile `{arguments.profile.name}`: "
-        "the tutorial's durations scaled by 0.005, so a VM boots in 1.65 to 1.9 s and an image builds in 0.45 "
-        f"to 0.6 s; emulator seed {arguments.seed})."),
+        f"one served emulator (`cws-workload emulator serve` on 127.0.0.1) with emulator seed {arguments.seed}. "
+        f"Its profile `{arguments.profile.name}` has the tutorial's durations scaled by 0.005, so a VM boots in "
+        "1.65 to 1.9 s and an image builds in 0.45 to 0.6 s."),
         "",
         ("- **cws-workload**: `cws-workload --endpoint URL --state FILE apply FILE` on an empty state, default "
         "parallelism; the wall time includes the interpreter's start."),
         ("- **Ansible playbook**: `bench/ansible/playbook.yml`, `ansible-playbook -i localhost, -c local`. Every "
-        "call is an `ansible.builtin.uri` task; a request is polled with `until`/`retries: 120`/`delay: 1` (the "
-        "first poll goes out at once); a booting VM or building image is refreshed by a task file that includes "
-        "itself until a retrieve reports a stable status."),
+        "call is an `ansible.builtin.uri` task. A request is polled with `until`/`retries: 120`/`delay: 1`, and "
+        "the first poll goes out at once. A booting VM or building image is refreshed by a task file that "
+        "includes itself until a retrieve reports a stable status."),
         ("- **Sequential script**: `common.FixedPollClient` one resource at a time, as the tutorial does it: "
         "create, wait a second, poll, and for a VM or image refresh and poll each second until stable."),
         "",

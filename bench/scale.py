@@ -210,7 +210,7 @@ def render(arguments: argparse.Namespace, workload: common.BenchWorkload, result
         "## Scale: 10,000 resources on the embedded emulator",
         "",
         f"Command: `{common.command_line()}`  ",
-        f"Date: {common.today()}; engine: {common.engine_revision()}.  ",
+        f"Date: {common.today()}; engine: {machine['engine']}.  ",
         common.machine_line(machine, load_after),
         "",
         (f"Workload: {workload.describe()} (`common.generate_workload` with 2 % key pairs and security groups, "
