@@ -50,7 +50,17 @@ from orchestrator.poller import Expectations, Poller
 from orchestrator.references import iter_references, walk_strings
 from orchestrator.scheduler import DEFAULT_PARALLELISM, DONE, FAILED, GraphRun, run_graph
 from orchestrator.spec import SECRET_ATTRIBUTES, WorkloadSpec, is_secret_reference, load_spec
-from orchestrator.state.base import CREATED, CURRENT, DELETED, PENDING, ResourceRecord, StateStore
+from orchestrator.state.base import (
+    AMBIGUOUS,
+    CREATED,
+    CURRENT,
+    DELETED,
+    LOST,
+    PENDING,
+    SUPERSEDED,
+    ResourceRecord,
+    StateStore,
+)
 from orchestrator.state.sqlite import SqliteStateStore
 
 log = structlog.get_logger("orchestrator.engine")
@@ -284,6 +294,7 @@ class Engine:
         context, metrics = self._context(spec.name, client, spec, "apply")
         operator = NodeOperator(context)
         records = state.get_resources(spec.name)
+        recovering = bool(state.open_operations(spec.name))
         workload = state.get_workload(spec.name)
         old_graph = graph_from_records(workload.graph) if workload else nx.DiGraph()
         gone = await _missing_instances(client, records) if options.refresh else set()
@@ -310,7 +321,7 @@ class Engine:
         interrupted = await _run_until_stopped(run_phases, stop)
 
         orphans = 0
-        if not interrupted:
+        if not interrupted and (recovering or _run_had_doubt(state, spec.name, context.run_id)):
             keep = {
                 owned.instance_id
                 for owned in state.owned_instances(spec.name)
@@ -680,6 +691,19 @@ class Engine:
             known = ", ".join(sorted(self.state.get_resources(name))) or "none"
             raise WorkloadNotFound(f"no resource '{address}' in workload '{name}' (resources: {known})")
         return resource.instance
+
+
+def _run_had_doubt(state: StateStore, workload: str, run_id: str) -> bool:
+    """Return whether an instance may exist that the state does not keep as current.
+
+    That is so when this run superseded an attempt, met an ambiguous or lost
+    request, or when a superseded instance is still live; only then does apply
+    need the sweep, which lists every request and instance of the account.
+    """
+    doubtful = (SUPERSEDED, AMBIGUOUS, LOST)
+    if any(op.run_id == run_id and op.status in doubtful for op in state.operations(workload)):
+        return True
+    return any(owned.role != CURRENT for owned in state.owned_instances(workload))
 
 
 def _with_settings(records: dict[str, Any], spec: WorkloadSpec, endpoint: str) -> dict[str, Any]:

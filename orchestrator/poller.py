@@ -15,6 +15,7 @@ and never more than MAX_INTERVAL_SECONDS, after it finished.
 
 from __future__ import annotations
 
+import datetime as dt
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,13 +25,15 @@ from orchestrator.client import CwsClient
 from orchestrator.clock import Clock
 
 FIRST_POLL_SECONDS = 0.2
-MIN_INTERVAL_SECONDS = 0.05
+MIN_INTERVAL_SECONDS = 0.1
 MAX_INTERVAL_SECONDS = 5.0
 BACKOFF_FRACTION = 0.2
 JITTER_FRACTION = 0.1
 # A first poll that already finds the request finished may have come late;
 # the observation is shortened by this factor so the next run probes a little earlier.
 EARLY_PROBE_FACTOR = 0.98
+# Weight of the newest observation in a smoothed duration; the SQLite state uses the same.
+SMOOTHING = 0.3
 
 
 class RequestLost(Exception):
@@ -44,6 +47,21 @@ class RequestLost(Exception):
 
 class RequestVanished(Exception):
     """The API answered 404 for a request being followed (another client cleaned it up)."""
+
+
+def request_seconds(request: dict[str, Any]) -> float | None:
+    """Return how long a finished request took by the server's own stamps, or None without them.
+
+    The server's `updated - created` leaves out this client's polling delay
+    and event-loop lag, which would otherwise inflate what is learnt.
+    """
+    try:
+        created = dt.datetime.fromisoformat(str(request["created"]).replace("Z", "+00:00"))
+        updated = dt.datetime.fromisoformat(str(request["updated"]).replace("Z", "+00:00"))
+    except (KeyError, ValueError):
+        return None
+    seconds = (updated - created).total_seconds()
+    return seconds if seconds >= 0 else None
 
 
 def next_interval(waited: float, rng: random.Random) -> float:
@@ -64,8 +82,12 @@ class Expectations:
         return self.durations.get((action, resource_uri))
 
     def observe(self, action: str, resource_uri: str, seconds: float, *, first_try: bool) -> None:
+        """Fold one observed duration into the smoothed one, here and in the state."""
         if first_try:
             seconds *= EARLY_PROBE_FACTOR
+        key = (action, resource_uri)
+        previous = self.durations.get(key)
+        self.durations[key] = seconds if previous is None else previous + SMOOTHING * (seconds - previous)
         if self.record is not None:
             self.record(action, resource_uri, seconds)
 
@@ -112,7 +134,11 @@ class Poller:
                 on_poll(current)
             now = self.clock.now()
             if current.get("requestStatus") != "in-progress":
-                self.expectations.observe(action, resource_uri, now - sent_at, first_try=polls == 1)
+                stamped = request_seconds(current)
+                if stamped is not None:
+                    self.expectations.observe(action, resource_uri, stamped, first_try=False)
+                else:
+                    self.expectations.observe(action, resource_uri, now - sent_at, first_try=polls == 1)
                 return current
             if now >= deadline_at:
                 raise RequestLost(current, now - sent_at)

@@ -27,7 +27,7 @@ from orchestrator.state.base import (
 log = structlog.get_logger("orchestrator.state")
 
 SCHEMA_VERSION = 1
-# Weight of the newest observation in the smoothed duration of an action.
+# Weight of the newest observation in the smoothed duration of an action; the poller uses the same.
 DURATION_SMOOTHING = 0.3
 
 SCHEMA = """
