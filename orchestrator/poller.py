@@ -81,13 +81,21 @@ class Expectations:
     def get(self, action: str, resource_uri: str) -> float | None:
         return self.durations.get((action, resource_uri))
 
-    def observe(self, action: str, resource_uri: str, seconds: float, *, first_try: bool) -> None:
-        """Fold one observed duration into the smoothed one, here and in the state."""
+    def observe(
+        self, action: str, resource_uri: str, seconds: float, *, first_try: bool, server_stamped: bool = False
+    ) -> None:
+        """Fold one observed duration into the smoothed one in the state.
+
+        A duration from the server's own stamps also updates this run's
+        estimates at once. One measured on this side includes polling delay and
+        event-loop lag, which grow with the run's size, so it waits for the next run.
+        """
         if first_try:
             seconds *= EARLY_PROBE_FACTOR
-        key = (action, resource_uri)
-        previous = self.durations.get(key)
-        self.durations[key] = seconds if previous is None else previous + SMOOTHING * (seconds - previous)
+        if server_stamped:
+            key = (action, resource_uri)
+            previous = self.durations.get(key)
+            self.durations[key] = seconds if previous is None else previous + SMOOTHING * (seconds - previous)
         if self.record is not None:
             self.record(action, resource_uri, seconds)
 
@@ -136,7 +144,7 @@ class Poller:
             if current.get("requestStatus") != "in-progress":
                 stamped = request_seconds(current)
                 if stamped is not None:
-                    self.expectations.observe(action, resource_uri, stamped, first_try=False)
+                    self.expectations.observe(action, resource_uri, stamped, first_try=False, server_stamped=True)
                 else:
                     self.expectations.observe(action, resource_uri, now - sent_at, first_try=polls == 1)
                 return current
