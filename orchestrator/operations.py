@@ -35,7 +35,14 @@ from orchestrator.errors import (
 )
 from orchestrator.events import EventBus
 from orchestrator.graph import Node
-from orchestrator.poller import FIRST_POLL_SECONDS, Poller, RequestLost, RequestVanished, next_interval
+from orchestrator.poller import (
+    FIRST_POLL_SECONDS,
+    Poller,
+    RequestLost,
+    RequestVanished,
+    expected_delay,
+    next_interval,
+)
 from orchestrator.references import Reference, read_path, substitute
 from orchestrator.state.base import (
     AMBIGUOUS,
@@ -781,7 +788,7 @@ class NodeOperator:
         expected = context.poller.expectations.get(action, resource_uri)
         if instance_id:
             # With nothing learnt yet, the read goes out when the poller's first poll would.
-            delay = expected if expected is not None else FIRST_POLL_SECONDS
+            delay = expected_delay(expected) if expected is not None else FIRST_POLL_SECONDS
             await context.clock.sleep_until(min(sent_at + delay, deadline_at))
             instance = await self._get_instance_or_none(instance_id)
             if instance is not None and settled(instance):

@@ -32,6 +32,9 @@ JITTER_FRACTION = 0.1
 # A first poll that already finds the request finished may have come late;
 # the observation is shortened by this factor so the next run probes a little earlier.
 EARLY_PROBE_FACTOR = 0.98
+# Margin added to an expected duration before the first check.
+EXPECTED_MARGIN_SECONDS = 0.05
+EXPECTED_MARGIN_FRACTION = 0.02
 # Weight of the newest observation in a smoothed duration; the SQLite state uses the same.
 SMOOTHING = 0.3
 
@@ -62,6 +65,16 @@ def request_seconds(request: dict[str, Any]) -> float | None:
         return None
     seconds = (updated - created).total_seconds()
     return seconds if seconds >= 0 else None
+
+
+def expected_delay(expected: float) -> float:
+    """Return when to check a request expected to take `expected` seconds, counted from sending it.
+
+    The server stamps `created` a little after the client sent the call, so a
+    check at exactly the expected time often comes just before the request
+    ends; the margin makes the first check the one that finds it done.
+    """
+    return expected + max(EXPECTED_MARGIN_SECONDS, EXPECTED_MARGIN_FRACTION * expected)
 
 
 def next_interval(waited: float, rng: random.Random) -> float:
@@ -129,7 +142,7 @@ class Poller:
         if request.get("requestStatus") not in (None, "in-progress"):
             return request
         expected = self.expectations.get(action, resource_uri)
-        next_poll = sent_at + (expected if expected is not None else FIRST_POLL_SECONDS)
+        next_poll = sent_at + (expected_delay(expected) if expected is not None else FIRST_POLL_SECONDS)
         polls = 0
         while True:
             await self.clock.sleep_until(min(next_poll, deadline_at))

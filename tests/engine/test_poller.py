@@ -14,6 +14,7 @@ from orchestrator.poller import (
     Expectations,
     Poller,
     RequestLost,
+    expected_delay,
 )
 
 pytestmark = pytest.mark.anyio
@@ -85,7 +86,7 @@ async def test_known_duration_needs_one_poll():
     expectations = Expectations({("vm.create", "vm/p/r/s"): 3.4}, record=lambda *args: recorded.append(args))
     outcome = await follow(clock, api, expectations)
     assert outcome["request"]["requestStatus"] == "completed"
-    assert api.polls == [3.4]
+    assert api.polls == [pytest.approx(expected_delay(3.4))]
     assert recorded and recorded[0][0] == "vm.create"
 
 
