@@ -241,7 +241,7 @@ class CwsClient:
         Raise TransportError when the endpoint cannot be reached after a few
         tries, and AuthenticationFailed when the credentials are rejected.
         """
-        # An id that no instance has: a 404 proves the endpoint answers and accepts the credentials.
+        # No instance has this id, so a 404 shows that the endpoint responds and accepts the credentials.
         probe = "/instance/00000000-0000-4000-8000-000000000000"
         async for attempt in stamina.retry_context(
             on=_transient, attempts=PREFLIGHT_ATTEMPTS, timeout=RETRY_TIMEOUT_SECONDS, wait_initial=0.2, wait_max=2.0

@@ -359,15 +359,7 @@ class Engine:
             node: Node = delete_graph.nodes[address]["node"]
             await operator.delete(address, node.type, node.resource_uri)
 
-        return await run_graph(
-            delete_graph,
-            delete_node,
-            parallelism=options.parallelism,
-            continue_on_error=options.continue_on_error,
-            now=self.clock.now,
-            stop=stop,
-            on_skip=lambda address, reason: operator.context.phase(address, ev.SKIPPED, message=reason),
-        )
+        return await self._run_nodes(delete_graph, delete_node, operator.context, options, stop)
 
     async def _run_creates(
         self,
@@ -410,9 +402,21 @@ class Engine:
 
         for address in graph.nodes:
             context.phase(address, ev.WAITING)
-        await run_graph(
+        await self._run_nodes(graph, create_node, context, options, stop, run)
+
+    async def _run_nodes(
+        self,
+        graph: nx.DiGraph,
+        execute: Callable[[str], Awaitable[None]],
+        context: RunContext,
+        options: RunOptions,
+        stop: anyio.Event | None,
+        run: GraphRun | None = None,
+    ) -> GraphRun:
+        """Run the graph with the run's options, reporting skipped nodes as events."""
+        return await run_graph(
             graph,
-            create_node,
+            execute,
             parallelism=options.parallelism,
             continue_on_error=options.continue_on_error,
             now=self.clock.now,
@@ -508,17 +512,9 @@ class Engine:
                 raise
 
         run = GraphRun()
+
         async def run_deletes() -> None:
-            await run_graph(
-                reverse,
-                delete_node,
-                parallelism=options.parallelism,
-                continue_on_error=options.continue_on_error,
-                now=self.clock.now,
-                stop=stop,
-                run=run,
-                on_skip=lambda address, reason: context.phase(address, ev.SKIPPED, message=reason),
-            )
+            await self._run_nodes(reverse, delete_node, context, options, stop, run)
 
         interrupted = await _run_until_stopped(run_deletes, stop)
 

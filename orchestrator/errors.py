@@ -65,7 +65,7 @@ class ConfigError(UserError):
 
 
 class WorkloadNotFound(UserError):
-    """The state holds no workload of that name."""
+    """The state contains no workload of that name."""
 
 
 class LockError(CwsError):
@@ -73,7 +73,7 @@ class LockError(CwsError):
 
 
 class ApiError(CwsError):
-    """The instance API answered with an error status."""
+    """The instance API returned an error status."""
 
     def __init__(self, status: int, code: str, message: str, method: str, url: str) -> None:
         self.status = status
@@ -117,7 +117,7 @@ class ServerError(ApiError):
 
 
 class TransportError(CwsError):
-    """No usable answer from the endpoint.
+    """No usable response from the endpoint.
 
     `maybe_acted` is False when the call certainly never reached the server
     (connection refused), and True when the server may have acted on it

@@ -49,7 +49,7 @@ class RequestLost(Exception):
 
 
 class RequestVanished(Exception):
-    """The API answered 404 for a request being followed (another client cleaned it up)."""
+    """The API returned 404 for a request being followed, because another client cleaned it up."""
 
 
 def request_seconds(request: dict[str, Any]) -> float | None:

@@ -215,7 +215,7 @@ def deletei(ctx: click.Context, instance_id: str | None) -> None:
 @click.argument("vm_instance_id", required=False)
 @click.pass_context
 def createimage(ctx: click.Context, file: Path, vm_instance_id: str | None) -> None:
-    """Create a private image from a VM (the current instance by default); FILE holds its metadata."""
+    """Create a private image from a VM (the current instance by default); FILE contains its metadata."""
     settings: Settings = ctx.obj.settings
     current = _load_current(settings)
     chosen = _pick(current, vm_instance_id, "instanceId", "createimage")

@@ -281,6 +281,14 @@ def _print_summary(summary: RunSummary, console: Console, show_plan_lines: bool 
         )
 
 
+def _run_with_view(view: Any, function: Callable[[anyio.Event], Awaitable[RunSummary]]) -> RunSummary:
+    """Run an engine call, inside the live view when there is one."""
+    if view is None:
+        return run_async(function)
+    with view:
+        return run_async(function)
+
+
 def _exit_code(summary: RunSummary) -> int:
     if summary.result == SUCCEEDED:
         return 0
@@ -311,10 +319,7 @@ def apply(app: AppContext, file: Path, output_format: str, quiet: bool, **option
                 console.print(line, highlight=False)
         if view is not None:
             view.expected_seconds = apply_expectations(engine, file)
-            with view:
-                summary = run_async(lambda stop: engine.apply(file, run_options(**options), stop=stop))
-        else:
-            summary = run_async(lambda stop: engine.apply(file, run_options(**options), stop=stop))
+        summary = _run_with_view(view, lambda stop: engine.apply(file, run_options(**options), stop=stop))
     finally:
         engine.close()
     if output_format == "text":
@@ -347,10 +352,7 @@ def destroy(app: AppContext, workload: str | None, output_format: str, quiet: bo
             click.confirm(f"Delete all {count} resources of workload '{name}'?", abort=True)
         if view is not None:
             view.expected_seconds = destroy_expectations(engine, name)
-            with view:
-                summary = run_async(lambda stop: engine.destroy(name, run_options(**options), stop=stop))
-        else:
-            summary = run_async(lambda stop: engine.destroy(name, run_options(**options), stop=stop))
+        summary = _run_with_view(view, lambda stop: engine.destroy(name, run_options(**options), stop=stop))
     finally:
         engine.close()
     if output_format == "text":

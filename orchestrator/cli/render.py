@@ -1,4 +1,4 @@
-"""How a run shows itself: a live table on a terminal, plain lines in a pipe, or NDJSON events."""
+"""Run output: a live table on a terminal, plain lines in a pipe, or NDJSON events."""
 
 from __future__ import annotations
 
