@@ -101,9 +101,9 @@ async def check_catalog_for_plan(
 
 def _resource_uri_problems(spec: WorkloadSpec, resource: ResourceSpec, catalog: dict[str, Any]) -> list[SpecProblem]:
     base = ("resources", resource.name)
-    written_as_uri = base + ("resourceUri",) in spec.positions
 
     def problem(key: str, message: str) -> SpecProblem:
+        written_as_uri = base + ("resourceUri",) in spec.positions
         path = base + ("resourceUri",) if written_as_uri else _location_path(spec, base, key)
         position = spec.position_of(path)
         return SpecProblem(spec.path, position.line, position.column, message)
@@ -162,7 +162,6 @@ async def _image_problems(
     if region is None:
         return []  # Already reported as an unknown provider or region.
 
-    position = spec.position_of(("resources", resource.name, "imageUri"))
     prefix = f"image/{resource.provider}/{resource.region}/"
     public = [image.get("imageUri") for image in region.get("images") or [] if isinstance(image, dict)]
     if image_uri in public:
@@ -172,14 +171,19 @@ async def _image_problems(
             f"imageUri '{image_uri}' of {resource.name} is not an image of {resource.provider}/{resource.region}, "
             f"where the VM is created; give one of {_listing(public)} or a private image under {prefix}"
         )
-        return [SpecProblem(spec.path, position.line, position.column, message)]
+        return [_image_problem(spec, resource, message)]
     if await private_images.contains(resource.provider, resource.region, image_uri):
         return []
     message = (
         f"imageUri '{image_uri}' of {resource.name} is neither in the endpoint's catalog nor a private image "
         f"of this account{_suggest(image_uri, public)} (public images: {_listing(public)})"
     )
-    return [SpecProblem(spec.path, position.line, position.column, message)]
+    return [_image_problem(spec, resource, message)]
+
+
+def _image_problem(spec: WorkloadSpec, resource: ResourceSpec, message: str) -> SpecProblem:
+    position = spec.position_of(("resources", resource.name, "imageUri"))
+    return SpecProblem(spec.path, position.line, position.column, message)
 
 
 class _PrivateImages:

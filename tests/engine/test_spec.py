@@ -40,8 +40,14 @@ def test_invalid_yaml_reports_line_and_column():
 def test_unknown_top_level_field_suggests_fix():
     problems = problems_of(VALID_HEADER + "  kp1: {type: kp}\nresorces: {}\n")
     assert problems == [
-        (5, 1, "unknown top-level field 'resorces'; did you mean 'resources'? "
-               "(allowed: workload, defaults, resources, outputs, settings)")
+        (
+            5,
+            1,
+            (
+                "unknown top-level field 'resorces'; did you mean 'resources'? "
+                "(allowed: workload, defaults, resources, outputs, settings)"
+            ),
+        )
     ]
 
 
@@ -149,3 +155,68 @@ def test_vm_without_image_is_rejected():
     assert len(problems) == 1
     assert problems[0][:2] == (4, 3)
     assert "vm 'vm1' needs 'imageUri'" in problems[0][2]
+
+
+SCALAR_SAMPLES = """
+plain: text
+yes_word: yes
+off_word: Off
+hex: 0x1F
+underscored: 1_000
+octal: 010
+date: 2026-01-02
+stamp: 2026-01-02T03:04:05Z
+tilde: ~
+empty:
+infinity: .inf
+fraction: -.5
+exponent: 1.0e3
+quoted_yes: "yes"
+quoted_date: '2026-01-02'
+listed: [1, 2.5, null, true, 'x']
+nested: {a: {b: [c, {d: 0o17}]}}
+block: |
+  two
+  lines
+"""
+
+
+def test_fast_reading_matches_safe_load():
+    import yaml
+
+    from orchestrator.spec import _plain_document
+
+    assert _plain_document(SCALAR_SAMPLES) == yaml.safe_load(SCALAR_SAMPLES)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["a: &x 1\nb: *x\n", "a: !!str 1\n", "<<: {a: 1}\n", "a: 1\na: 2\n", "", "a: [\n", "1: a\n", "a: 1\n---\nb: 2\n"],
+)
+def test_fast_reading_leaves_unusual_files_to_the_composer(text):
+    from orchestrator.spec import _NOT_PLAIN, _plain_document
+
+    assert _plain_document(text) is _NOT_PLAIN
+
+
+def test_anchors_and_merge_keys_give_the_same_spec():
+    plain = parse_spec(
+        VALID_HEADER
+        + "  vm1:\n    type: vm\n    resource: standard.small\n    imageUri: image/hpcloud/nova/ami-1\n"
+        + "    metadata: {name: web, team: a}\n"
+    )
+    anchored = parse_spec(
+        VALID_HEADER
+        + "  vm1:\n    type: vm\n    resource: standard.small\n    imageUri: image/hpcloud/nova/ami-1\n"
+        + "    metadata:\n      <<: &common {team: a}\n      name: web\n"
+    )
+    assert anchored.resources["vm1"].parameters == plain.resources["vm1"].parameters
+    assert plain.known_positions is None
+    assert anchored.known_positions is not None
+
+
+def test_positions_are_found_after_the_fast_reading():
+    spec = parse_spec(VALID_HEADER + "  a:\n    type: kp\n  b:\n    type: sg\n")
+    assert spec.known_positions is None
+    assert spec.key_position_of(("resources", "b")).line == 6
+    assert spec.position_of(("resources", "b", "type")).column == 11
