@@ -37,6 +37,8 @@ from orchestrator.events import EventBus
 from orchestrator.graph import Node
 from orchestrator.poller import (
     FIRST_POLL_SECONDS,
+    MIN_INTERVAL_SECONDS,
+    NEAR_MISS_FRACTION,
     Poller,
     RequestLost,
     RequestVanished,
@@ -121,11 +123,28 @@ class RunContext:
     # Node addresses of each resource group, for `${name[*]...}`.
     groups: dict[str, list[str]] = field(default_factory=dict)
     on_phase: Callable[[str, str], None] | None = None
+    # This run's clock minus the server's, at most: the least gap seen between a response's
+    # arrival and the `created` stamp of the request it returned.
+    server_offset: float | None = None
 
     def phase(self, address: str, state: str, **fields: Any) -> None:
         self.events.emit("node.state", node=address, state=state, **fields)
         if self.on_phase is not None:
             self.on_phase(address, state)
+
+    def note_server_time(self, request: dict[str, Any]) -> None:
+        """Narrow `server_offset` with a request document that has just arrived."""
+        stamp = _epoch_seconds(request.get("created"))
+        if stamp:
+            offset = self.clock.now() - stamp
+            if self.server_offset is None or offset < self.server_offset:
+                self.server_offset = offset
+
+    def to_local_time(self, stamp: float, fallback: float) -> float:
+        """Return a server timestamp on this run's clock, never later than `fallback`."""
+        if not stamp or self.server_offset is None:
+            return fallback
+        return min(fallback, stamp + self.server_offset)
 
 
 def instance_outputs(instance: dict[str, Any]) -> dict[str, Any]:
@@ -454,6 +473,7 @@ class NodeOperator:
                         request = await context.client.create_image(vm_instance_id, body)
                     else:
                         request = await context.client.create_instance(node.resource_uri, body)
+                    context.note_server_time(request)
                 except (BadRequest, Forbidden, AuthenticationFailed, NotFound, Throttled) as error:
                     context.state.update_operation(operation_id, status=OPERATION_FAILED, error=str(error))
                     raise NodeFailed(node.address, _explain_rejection(error), error.code) from None
@@ -574,10 +594,18 @@ class NodeOperator:
         deadline = created_at + context.ready_deadlines[node.type]
         context.phase(node.address, ev.REFRESHING, instance_id=instance_id)
 
+        # Boot or build times are counted on the server's clock, from the instance's `created`
+        # stamp to the `updated` stamp of the refresh that saw it stable.
+        started_stamp = _epoch_seconds(instance.get("created"))
+        expectations = context.poller.expectations
         next_refresh = created_at
         if expected_stable is not None:
-            next_refresh = created_at + max(0.0, expected_stable - expected_retrieve)
+            # The boot started when the server created the instance, a little before this run saw it.
+            started_at = context.to_local_time(started_stamp, created_at)
+            next_refresh = started_at + max(0.0, expected_stable - expected_retrieve)
         refreshes = 0
+        # The server-side elapsed time of the latest refresh that still saw the instance transient.
+        last_transient: float | None = None
         while True:
             now = context.clock.now()
             if now >= deadline:
@@ -591,6 +619,7 @@ class NodeOperator:
             sent_at = context.clock.now()
             with anyio.CancelScope(shield=True):
                 request = await context.client.refresh_instance(instance_id)
+            context.note_server_time(request)
             refreshes += 1
             refresh_created = str(request.get("created") or "")
             try:
@@ -626,16 +655,26 @@ class NodeOperator:
             status = results.get("instanceStatus")
             if status in UNHEALTHY_STATUSES:
                 raise NodeFailed(node.address, f"instance {instance_id} became {status}", "INSTANCE_FAILED")
+            settled_stamp = _epoch_seconds((refreshed if refreshed is not None else final or {}).get("updated"))
+            server_elapsed = settled_stamp - started_stamp if started_stamp and settled_stamp else None
             if status is not None and not results.get("transientStatus", status in ("creating", "deleting")):
-                elapsed = context.clock.now() - created_at
-                context.poller.expectations.observe(
-                    stable_action, node.resource_uri, elapsed, first_try=refreshes == 1
-                )
+                if server_elapsed is not None:
+                    expectations.observe_ready(stable_action, node.resource_uri, server_elapsed, last_transient)
+                else:
+                    elapsed = context.clock.now() - created_at
+                    expectations.observe(stable_action, node.resource_uri, elapsed, first_try=refreshes == 1)
                 if refreshed is not None:
                     return refreshed
                 return await context.client.get_instance(instance_id)
+            if server_elapsed is not None:
+                last_transient = server_elapsed
+                expectations.observe_transient(stable_action, node.resource_uri, server_elapsed)
             now = context.clock.now()
-            next_refresh = now + next_interval(now - created_at, context.poller._rng)
+            if refreshes == 1 and expected_stable is not None:
+                # The first refresh found the instance transient near its expected end, so the next follows closely.
+                next_refresh = now + max(MIN_INTERVAL_SECONDS, NEAR_MISS_FRACTION * expected_stable)
+            else:
+                next_refresh = now + next_interval(now - created_at, context.poller._rng)
 
     async def _configure(self, node: Node, instance: dict[str, Any]) -> dict[str, Any]:
         """Apply what follows a create: security group rules, a volume's attachment."""
@@ -792,7 +831,13 @@ class NodeOperator:
             await context.clock.sleep_until(min(sent_at + delay, deadline_at))
             instance = await self._get_instance_or_none(instance_id)
             if instance is not None and settled(instance):
-                if expected is not None:
+                # The instance's `updated` is when the request settled, on the server's clock.
+                stamped = _epoch_seconds(instance.get("updated")) - _epoch_seconds(request.get("created"))
+                if request.get("created") and 0 <= stamped < context.clock.now() - sent_at + 1:
+                    context.poller.expectations.observe(
+                        action, resource_uri, stamped, first_try=False, server_stamped=True
+                    )
+                elif expected is not None:
                     context.poller.expectations.observe(
                         action, resource_uri, context.clock.now() - sent_at, first_try=True
                     )

@@ -37,6 +37,15 @@ EXPECTED_MARGIN_SECONDS = 0.05
 EXPECTED_MARGIN_FRACTION = 0.02
 # Weight of the newest observation in a smoothed duration; the SQLite state uses the same.
 SMOOTHING = 0.3
+# A boot or build still under way at a refresh is a lower bound on its duration: later refreshes
+# in the run go at least this far past the longest such bound.
+FLOOR_MARGIN_SECONDS = 0.02
+FLOOR_MARGIN_FRACTION = 0.005
+# A refresh that found a boot or build finished at its first try may have come late: a little
+# less than its time is learnt, so the next run probes slightly earlier.
+READY_PROBE_FACTOR = 0.99
+# After a first refresh that came just before the expected end, the next waits this fraction of it.
+NEAR_MISS_FRACTION = 0.05
 
 
 class RequestLost(Exception):
@@ -77,6 +86,10 @@ def expected_delay(expected: float) -> float:
     return expected + max(EXPECTED_MARGIN_SECONDS, EXPECTED_MARGIN_FRACTION * expected)
 
 
+def _above(floor: float) -> float:
+    return floor + max(FLOOR_MARGIN_SECONDS, FLOOR_MARGIN_FRACTION * floor)
+
+
 def next_interval(waited: float, rng: random.Random) -> float:
     """Return the wait before the next poll of a request already waited on for `waited` seconds."""
     base = max(MIN_INTERVAL_SECONDS, waited * BACKOFF_FRACTION)
@@ -90,9 +103,49 @@ class Expectations:
 
     durations: dict[tuple[str, str], float] = field(default_factory=dict)
     record: Callable[[str, str, float], None] | None = None
+    # Per key, the longest duration this run has seen still under way (a lower bound)
+    # and the shortest seen finished (an upper bound, when durations do not vary).
+    floors: dict[tuple[str, str], float] = field(default_factory=dict)
+    ceilings: dict[tuple[str, str], float] = field(default_factory=dict)
 
     def get(self, action: str, resource_uri: str) -> float | None:
-        return self.durations.get((action, resource_uri))
+        key = (action, resource_uri)
+        duration = self.durations.get(key)
+        floor = self.floors.get(key)
+        if floor is None:
+            return duration
+        return max(duration or 0.0, _above(floor))
+
+    def observe_transient(self, action: str, resource_uri: str, seconds: float) -> None:
+        """Note that an instance was still transient `seconds` after it was created, by the server's clock."""
+        key = (action, resource_uri)
+        self.floors[key] = max(self.floors.get(key, 0.0), seconds)
+
+    def observe_ready(
+        self, action: str, resource_uri: str, seconds: float, last_transient: float | None
+    ) -> None:
+        """Fold in a boot or build seen finished `seconds` after the create, by the server's clock.
+
+        `seconds` is an upper bound on the duration. With `last_transient`, the
+        elapsed time of the refresh before, the duration lies between the two,
+        narrowed by the run's other observations, and the midpoint is learnt.
+        Without it the refresh may have come late, so a little less is learnt
+        and the next refresh goes a little earlier, but not below the run's
+        longest transient observation.
+        """
+        key = (action, resource_uri)
+        floor = self.floors.get(key)
+        ceiling = min(seconds, self.ceilings.get(key, seconds))
+        self.ceilings[key] = ceiling
+        if last_transient is None:
+            learnt = seconds * READY_PROBE_FACTOR
+            if floor is not None and floor < seconds:
+                learnt = max(learnt, _above(floor))
+        else:
+            lower = max(last_transient, floor or 0.0)
+            upper = ceiling if lower < ceiling else seconds
+            learnt = (lower + upper) / 2 if lower < upper else seconds
+        self.observe(action, resource_uri, learnt, first_try=False, server_stamped=True)
 
     def observe(
         self, action: str, resource_uri: str, seconds: float, *, first_try: bool, server_stamped: bool = False

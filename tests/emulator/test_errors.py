@@ -5,7 +5,12 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from orchestrator.emulator import NO_PAYMENT_API_KEY, NO_PAYMENT_API_SECRET, SECOND_API_KEY, SECOND_API_SECRET
+from orchestrator.emulator import (
+    NO_PAYMENT_API_KEY,
+    NO_PAYMENT_API_SECRET,
+    SECOND_API_KEY,
+    SECOND_API_SECRET,
+)
 from tests.conftest import RunningEmulator
 from tests.emulator.conftest import ZERO_DURATIONS
 
@@ -161,3 +166,33 @@ def test_never_unprocessable(emulator: RunningEmulator) -> None:
     for response in calls:
         assert response.status_code != 422
         assert "error" in response.json()
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "direct"),
+    [
+        ("GET", "/api/request/abc", True),
+        ("GET", "/api/instance/abc", True),
+        ("PUT", "/api/instance/abc", True),
+        ("POST", "/api/resource/kp/hpcloud/nova/standard", True),
+        ("GET", "/api/request/abc/", False),
+        ("HEAD", "/api/instance/abc", False),
+        ("GET", "/api/request", False),
+        ("GET", "/api/instance//", False),
+        ("POST", "/api/resource/kp/hpcloud/nova", False),
+        ("GET", "/openapi.json", False),
+        ("GET", "/admin/stats", False),
+    ],
+)
+def test_direct_dispatch_matches_route_templates(tmp_path, method: str, path: str, direct: bool) -> None:
+    from orchestrator.emulator import create_app
+
+    app = create_app(tmp_path / "emulator.db")
+    try:
+        assert (app.api_calls.match(method, path) is not None) is direct
+    finally:
+        app.state.emulator.close()
+
+
+def test_unknown_subpath_gets_api_error_body(emulator: RunningEmulator) -> None:
+    assert_error(emulator.client().get("/api/request/abc/extra"), 404, "NOT_FOUND", "no such path")

@@ -11,6 +11,7 @@ from orchestrator.poller import (
     JITTER_FRACTION,
     MAX_INTERVAL_SECONDS,
     MIN_INTERVAL_SECONDS,
+    READY_PROBE_FACTOR,
     Expectations,
     Poller,
     RequestLost,
@@ -117,3 +118,30 @@ async def test_request_never_finishing_is_lost_at_deadline():
     outcome = await follow(clock, api, Expectations(), deadline=30.0)
     assert isinstance(outcome["lost"], RequestLost)
     assert api.polls[-1] == pytest.approx(30.0)
+
+
+def test_ready_without_transient_learns_a_little_less():
+    learnt: list[float] = []
+    expectations = Expectations(record=lambda action, uri, seconds: learnt.append(seconds))
+    expectations.observe_ready("vm.stable", "vm/p/r/small", 10.0, None)
+    assert learnt == [pytest.approx(10.0 * READY_PROBE_FACTOR)]
+    assert expectations.get("vm.stable", "vm/p/r/small") == pytest.approx(10.0 * READY_PROBE_FACTOR)
+
+
+def test_ready_after_transient_learns_the_midpoint():
+    expectations = Expectations()
+    expectations.observe_ready("vm.stable", "vm/p/r/small", 8.0, 6.0)
+    assert expectations.get("vm.stable", "vm/p/r/small") == pytest.approx(7.0)
+
+
+def test_transient_floor_raises_expectation():
+    learnt: list[float] = []
+    expectations = Expectations(
+        {("vm.stable", "vm/p/r/small"): 5.0}, record=lambda action, uri, seconds: learnt.append(seconds)
+    )
+    expectations.observe_transient("vm.stable", "vm/p/r/small", 6.0)
+    assert expectations.get("vm.stable", "vm/p/r/small") > 6.0
+    # A later ready observation learns no less than the floor, though 6.1 × 0.98 is below it.
+    expectations.observe_ready("vm.stable", "vm/p/r/small", 6.1, None)
+    assert expectations.get("vm.stable", "vm/p/r/small") > 6.0
+    assert learnt[0] > 6.0
