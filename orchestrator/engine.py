@@ -223,7 +223,8 @@ class Engine:
 
         client._on_retry = on_retry
         state = self.state
-        expectations = Expectations(dict(state.expected_durations()), record=state.record_duration)
+        # What the run learns is stored once it ends, in one transaction.
+        expectations = Expectations(dict(state.expected_durations()))
         request_deadlines = dict(DEFAULT_REQUEST_DEADLINES)
         max_attempts = DEFAULT_MAX_ATTEMPTS
         if spec is not None:
@@ -580,6 +581,7 @@ class Engine:
                 for address, timeline in metrics.timelines.items()
             },
         )
+        self.state.record_durations(context.poller.expectations.observed)
         finished_wall = time.time()
         self.state.record_run(
             context.run_id,

@@ -103,6 +103,8 @@ class Expectations:
 
     durations: dict[tuple[str, str], float] = field(default_factory=dict)
     record: Callable[[str, str, float], None] | None = None
+    # Every observation of this run, in order, for a state that stores them all at the end.
+    observed: list[tuple[str, str, float]] = field(default_factory=list)
     # Per key, the longest duration this run has seen still under way (a lower bound)
     # and the shortest seen finished (an upper bound, when durations do not vary).
     floors: dict[tuple[str, str], float] = field(default_factory=dict)
@@ -162,6 +164,7 @@ class Expectations:
             key = (action, resource_uri)
             previous = self.durations.get(key)
             self.durations[key] = seconds if previous is None else previous + SMOOTHING * (seconds - previous)
+        self.observed.append((action, resource_uri, seconds))
         if self.record is not None:
             self.record(action, resource_uri, seconds)
 

@@ -24,7 +24,10 @@ from orchestrator.errors import CwsError
 
 log = structlog.get_logger("orchestrator.scheduler")
 
-DEFAULT_PARALLELISM = 256
+# A node in progress mostly waits on its requests and uses no HTTP connection meanwhile,
+# because the client caps the calls at once. A 10,000-resource apply on the embedded
+# emulator took a fifth longer with 256 slots than with 1024.
+DEFAULT_PARALLELISM = 1024
 
 DONE = "done"
 FAILED = "failed"

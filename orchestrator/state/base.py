@@ -17,6 +17,7 @@ from __future__ import annotations
 import abc
 import os
 import socket
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -216,6 +217,11 @@ class StateStore(abc.ABC):
 
     @abc.abstractmethod
     def record_duration(self, action: str, resource_uri: str, seconds: float) -> None: ...
+
+    def record_durations(self, observations: Iterable[tuple[str, str, float]]) -> None:
+        """Fold many (action, resource URI, seconds) observations in, in order."""
+        for action, resource_uri, seconds in observations:
+            self.record_duration(action, resource_uri, seconds)
 
     @abc.abstractmethod
     def expected_durations(self) -> dict[tuple[str, str], float]:

@@ -8,6 +8,7 @@ import socket
 import sqlite3
 import time
 import uuid
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -118,6 +119,13 @@ def _create_private_file(path: Path) -> None:
         descriptor = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
         os.close(descriptor)
     os.chmod(path, 0o600)
+
+
+_RECORD_DURATION = (
+    "INSERT INTO durations (action, resource_uri, samples, smoothed) VALUES (?, ?, 1, ?) "
+    "ON CONFLICT (action, resource_uri) DO UPDATE SET samples = samples + 1, "
+    "smoothed = smoothed + ? * (excluded.smoothed - smoothed)"
+)
 
 
 class SqliteStateStore(StateStore):
@@ -426,12 +434,15 @@ class SqliteStateStore(StateStore):
     # Durations
 
     def record_duration(self, action: str, resource_uri: str, seconds: float) -> None:
-        self._db.execute(
-            "INSERT INTO durations (action, resource_uri, samples, smoothed) VALUES (?, ?, 1, ?) "
-            "ON CONFLICT (action, resource_uri) DO UPDATE SET samples = samples + 1, "
-            "smoothed = smoothed + ? * (excluded.smoothed - smoothed)",
-            (action, resource_uri, seconds, DURATION_SMOOTHING),
-        )
+        self._db.execute(_RECORD_DURATION, (action, resource_uri, seconds, DURATION_SMOOTHING))
+
+    def record_durations(self, observations: Iterable[tuple[str, str, float]]) -> None:
+        with self._db:
+            self._db.execute("BEGIN")
+            self._db.executemany(
+                _RECORD_DURATION,
+                [(action, uri, seconds, DURATION_SMOOTHING) for action, uri, seconds in observations],
+            )
 
     def expected_durations(self) -> dict[tuple[str, str], float]:
         return {
