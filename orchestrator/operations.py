@@ -44,6 +44,7 @@ from orchestrator.poller import (
     RequestVanished,
     expected_delay,
     next_interval,
+    ready_margin,
 )
 from orchestrator.references import Reference, read_path, substitute
 from orchestrator.state.base import (
@@ -602,7 +603,7 @@ class NodeOperator:
         if expected_stable is not None:
             # The boot started when the server created the instance, a little before this run saw it.
             started_at = context.to_local_time(started_stamp, created_at)
-            next_refresh = started_at + max(0.0, expected_stable - expected_retrieve)
+            next_refresh = started_at + max(0.0, expected_stable + ready_margin(expected_stable) - expected_retrieve)
         refreshes = 0
         # The server-side elapsed time of the latest refresh that still saw the instance transient.
         last_transient: float | None = None
@@ -659,6 +660,10 @@ class NodeOperator:
             server_elapsed = settled_stamp - started_stamp if started_stamp and settled_stamp else None
             if status is not None and not results.get("transientStatus", status in ("creating", "deleting")):
                 if server_elapsed is not None:
+                    if refreshes == 1 and expected_stable is not None:
+                        # A refresh that ended late (a busy loop, a slow call) shows no later end,
+                        # so what is learnt never exceeds the time it was aimed at.
+                        server_elapsed = min(server_elapsed, expected_stable + ready_margin(expected_stable))
                     expectations.observe_ready(stable_action, node.resource_uri, server_elapsed, last_transient)
                 else:
                     elapsed = context.clock.now() - created_at
@@ -825,6 +830,11 @@ class NodeOperator:
         """
         context = self.context
         expected = context.poller.expectations.get(action, resource_uri)
+        # A call sent in a burst reaches the server later than it left here; the server's
+        # `created` stamp, on this run's clock, is when the request's time started.
+        created_stamp = _epoch_seconds(request.get("created"))
+        if created_stamp and context.server_offset is not None:
+            sent_at = max(sent_at, created_stamp + context.server_offset)
         if instance_id:
             # With nothing learnt yet, the read goes out when the poller's first poll would.
             delay = expected_delay(expected) if expected is not None else FIRST_POLL_SECONDS

@@ -37,15 +37,16 @@ EXPECTED_MARGIN_SECONDS = 0.05
 EXPECTED_MARGIN_FRACTION = 0.02
 # Weight of the newest observation in a smoothed duration; the SQLite state uses the same.
 SMOOTHING = 0.3
-# A boot or build still under way at a refresh is a lower bound on its duration: later refreshes
-# in the run go at least this far past the longest such bound.
-FLOOR_MARGIN_SECONDS = 0.02
-FLOOR_MARGIN_FRACTION = 0.005
-# A refresh that found a boot or build finished at its first try may have come late: a little
-# less than its time is learnt, so the next run probes slightly earlier.
-READY_PROBE_FACTOR = 0.99
+# A first refresh of a booting VM or building image is timed to end this margin after the
+# expected end, because one that ends just before it costs a whole retrieve more.
+READY_MARGIN_SECONDS = 0.03
+READY_MARGIN_FRACTION = 0.01
+# A first refresh that finds the instance ready gives only an upper bound. The time learnt
+# from it is the refresh's time less the margin, times this factor, so that the estimate
+# drifts down slowly until a refresh comes too early and shows where the end is.
+READY_PROBE_FACTOR = 0.999
 # After a first refresh that came just before the expected end, the next waits this fraction of it.
-NEAR_MISS_FRACTION = 0.05
+NEAR_MISS_FRACTION = 0.02
 
 
 class RequestLost(Exception):
@@ -86,8 +87,9 @@ def expected_delay(expected: float) -> float:
     return expected + max(EXPECTED_MARGIN_SECONDS, EXPECTED_MARGIN_FRACTION * expected)
 
 
-def _above(floor: float) -> float:
-    return floor + max(FLOOR_MARGIN_SECONDS, FLOOR_MARGIN_FRACTION * floor)
+def ready_margin(expected: float) -> float:
+    """Return how long after its expected end a boot or build is first checked."""
+    return max(READY_MARGIN_SECONDS, READY_MARGIN_FRACTION * expected)
 
 
 def next_interval(waited: float, rng: random.Random) -> float:
@@ -116,7 +118,7 @@ class Expectations:
         floor = self.floors.get(key)
         if floor is None:
             return duration
-        return max(duration or 0.0, _above(floor))
+        return max(duration or 0.0, floor + ready_margin(floor))
 
     def observe_transient(self, action: str, resource_uri: str, seconds: float) -> None:
         """Note that an instance was still transient `seconds` after it was created, by the server's clock."""
@@ -128,25 +130,25 @@ class Expectations:
     ) -> None:
         """Fold in a boot or build seen finished `seconds` after the create, by the server's clock.
 
-        `seconds` is an upper bound on the duration. With `last_transient`, the
-        elapsed time of the refresh before, the duration lies between the two,
-        narrowed by the run's other observations, and the midpoint is learnt.
-        Without it the refresh may have come late, so a little less is learnt
-        and the next refresh goes a little earlier, but not below the run's
-        longest transient observation.
+        `seconds` is an upper bound on the duration. Without `last_transient`
+        the refresh was the first, timed a margin past the expected end, and
+        that margin is taken off. With `last_transient`, the elapsed time of
+        the refresh before, the duration lies between the two, narrowed by the
+        run's other observations, and a point a quarter of the way up that
+        interval, and at least a margin above its bottom, is learnt.
         """
         key = (action, resource_uri)
         floor = self.floors.get(key)
         ceiling = min(seconds, self.ceilings.get(key, seconds))
         self.ceilings[key] = ceiling
         if last_transient is None:
-            learnt = seconds * READY_PROBE_FACTOR
+            learnt = (seconds - ready_margin(seconds)) * READY_PROBE_FACTOR
             if floor is not None and floor < seconds:
-                learnt = max(learnt, _above(floor))
+                learnt = max(learnt, floor + ready_margin(floor))
         else:
             lower = max(last_transient, floor or 0.0)
             upper = ceiling if lower < ceiling else seconds
-            learnt = (lower + upper) / 2 if lower < upper else seconds
+            learnt = lower + max(ready_margin(lower), (upper - lower) / 4) if lower < upper else seconds
         self.observe(action, resource_uri, learnt, first_try=False, server_stamped=True)
 
     def observe(

@@ -16,6 +16,7 @@ from orchestrator.poller import (
     Poller,
     RequestLost,
     expected_delay,
+    ready_margin,
 )
 
 pytestmark = pytest.mark.anyio
@@ -124,14 +125,26 @@ def test_ready_without_transient_learns_a_little_less():
     learnt: list[float] = []
     expectations = Expectations(record=lambda action, uri, seconds: learnt.append(seconds))
     expectations.observe_ready("vm.stable", "vm/p/r/small", 10.0, None)
-    assert learnt == [pytest.approx(10.0 * READY_PROBE_FACTOR)]
-    assert expectations.get("vm.stable", "vm/p/r/small") == pytest.approx(10.0 * READY_PROBE_FACTOR)
+    expected = (10.0 - ready_margin(10.0)) * READY_PROBE_FACTOR
+    assert learnt == [pytest.approx(expected)]
+    assert learnt[0] < 10.0 - ready_margin(10.0)
+    assert expectations.get("vm.stable", "vm/p/r/small") == pytest.approx(expected)
 
 
-def test_ready_after_transient_learns_the_midpoint():
+def test_ready_after_transient_learns_inside_bracket():
     expectations = Expectations()
     expectations.observe_ready("vm.stable", "vm/p/r/small", 8.0, 6.0)
-    assert expectations.get("vm.stable", "vm/p/r/small") == pytest.approx(7.0)
+    # A quarter of the way from the last transient refresh (6 s) to the ready one (8 s).
+    assert expectations.get("vm.stable", "vm/p/r/small") == pytest.approx(6.5)
+
+
+def test_ready_bracket_narrowed_by_earlier_ready():
+    expectations = Expectations()
+    expectations.observe_ready("vm.stable", "vm/p/r/small", 6.2, None)
+    expectations.durations.clear()
+    expectations.observe_ready("vm.stable", "vm/p/r/small", 8.0, 6.0)
+    # The run already saw one ready at 6.2 s, so the bracket is 6 to 6.2 s and the margin decides.
+    assert expectations.get("vm.stable", "vm/p/r/small") == pytest.approx(6.0 + ready_margin(6.0))
 
 
 def test_transient_floor_raises_expectation():
