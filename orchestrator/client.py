@@ -17,7 +17,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode, urlsplit
 
 import anyio
 import httpx
@@ -51,6 +51,9 @@ RETRY_WAIT_JITTER_SECONDS = 1.0
 PREFLIGHT_ATTEMPTS = 3
 # Seconds the connection check waits for a response, shorter than other calls' time-out.
 PREFLIGHT_TIMEOUT_SECONDS = 10.0
+
+# Characters left as they are in a path sent in process; others are percent-encoded.
+_PATH_SAFE = "/:@!$&'()*+,;=-._~"
 
 STATUS_ERRORS: dict[int, type[ApiError]] = {
     400: BadRequest,
@@ -149,6 +152,13 @@ class CwsClient:
             "Authorization": f"Basic {credentials}",
         }
         self._timeout = timeout
+        # A transport that runs the API in this process may offer `call_in_process`
+        # (see orchestrator/embedded.py), which skips httpx's request and response objects.
+        self._call_in_process = getattr(transport, "call_in_process", None)
+        self._raw_headers = [
+            (b"host", urlsplit(self.endpoint).netloc.encode("ascii")),
+            *((name.lower().encode("ascii"), value.encode("ascii")) for name, value in self._headers.items()),
+        ]
         self._limiter = RateLimiter(max_rps) if max_rps else None
         # Calls wait here rather than in httpx's pool, whose scan of queued requests
         # costs time on every response once hundreds are queued.
@@ -349,20 +359,38 @@ class CwsClient:
         if json is not None:
             headers = {**headers, "Content-Type": "application/json"}
             content = json_module.dumps(json).encode()
-        request = httpx.Request(
-            method,
-            url + "?" + urlencode(params) if params else url,
-            headers=headers,
-            content=content,
-            extensions={"timeout": {"connect": seconds, "read": seconds, "write": seconds, "pool": seconds}},
-        )
+        query = "?" + urlencode(params) if params else ""
+        response: httpx.Response | None = None
         try:
             async with self._in_flight:
-                response = await self._transport.handle_async_request(request)
-                try:
-                    body = await response.aread()
-                finally:
-                    await response.aclose()
+                if self._call_in_process is not None:
+                    raw_headers = self._raw_headers
+                    if content is not None:
+                        raw_headers = [
+                            *raw_headers,
+                            (b"content-type", b"application/json"),
+                            (b"content-length", str(len(content)).encode("ascii")),
+                        ]
+                    target = quote("/api" + path, safe=_PATH_SAFE) + query
+                    status, response_headers, body = await self._call_in_process(
+                        method, target, raw_headers, content or b""
+                    )
+                else:
+                    request = httpx.Request(
+                        method,
+                        url + query,
+                        headers=headers,
+                        content=content,
+                        extensions={
+                            "timeout": {"connect": seconds, "read": seconds, "write": seconds, "pool": seconds}
+                        },
+                    )
+                    response = await self._transport.handle_async_request(request)
+                    try:
+                        body = await response.aread()
+                    finally:
+                        await response.aclose()
+                    status = response.status_code
         except httpx.ConnectError as error:
             raise TransportError(
                 f"cannot connect to {self.endpoint}: {error or 'connection refused'}; "
@@ -386,13 +414,15 @@ class CwsClient:
                 maybe_acted=True,
             ) from None
 
-        if response.status_code >= 400:
+        if status >= 400:
+            if response is None:
+                response = httpx.Response(status, headers=response_headers, content=body)
             raise _api_error(response, method, url)
         try:
             return json_module.loads(body)
         except ValueError:
             raise TransportError(
-                f"{method} {url} returned a body that is not JSON (status {response.status_code})",
+                f"{method} {url} returned a body that is not JSON (status {status})",
                 method=method,
                 url=url,
                 maybe_acted=True,
