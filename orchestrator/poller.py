@@ -11,6 +11,12 @@ So a request that finishes at its expected time is noticed by the first poll,
 and one that finishes later is noticed at most
 max(MIN_INTERVAL_SECONDS, BACKOFF_FRACTION × (1 + JITTER_FRACTION) × time waited),
 and never more than MAX_INTERVAL_SECONDS, after it finished.
+
+When nothing is learnt yet and several requests of one action and resource
+URI are followed at once, only the first is polled on that schedule. The
+others wait until its duration is known and are then polled at their own
+expected end. Meanwhile each waits `FOLLOWER_BACKOFF_FRACTION` of its time
+waited between polls, so they spend few calls.
 """
 
 from __future__ import annotations
@@ -21,6 +27,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import anyio
+
 from orchestrator.client import CwsClient
 from orchestrator.clock import Clock
 
@@ -28,6 +36,7 @@ FIRST_POLL_SECONDS = 0.2
 MIN_INTERVAL_SECONDS = 0.1
 MAX_INTERVAL_SECONDS = 5.0
 BACKOFF_FRACTION = 0.2
+FOLLOWER_BACKOFF_FRACTION = 1.0
 JITTER_FRACTION = 0.1
 # A first poll that already finds the request finished may have come late;
 # the observation is shortened by this factor so the next run probes a little earlier.
@@ -107,6 +116,20 @@ class Expectations:
     record: Callable[[str, str, float], None] | None = None
     # Every observation of this run, in order, for a state that stores them all at the end.
     observed: list[tuple[str, str, float]] = field(default_factory=list)
+    # Keys with nothing learnt whose duration one followed request is finding out, and the
+    # events set when a duration for a key is learnt during the run.
+    exploring: set[tuple[str, str]] = field(default_factory=set)
+    learnt_events: dict[tuple[str, str], anyio.Event] = field(default_factory=dict)
+
+    def learnt_event(self, action: str, resource_uri: str) -> anyio.Event:
+        """Return an event that is set once a duration for the key is known in this run."""
+        key = (action, resource_uri)
+        event = self.learnt_events.get(key)
+        if event is None:
+            event = self.learnt_events[key] = anyio.Event()
+        if key in self.durations:
+            event.set()
+        return event
     # Per key, the longest duration this run has seen still under way (a lower bound)
     # and the shortest seen finished (an upper bound, when durations do not vary).
     floors: dict[tuple[str, str], float] = field(default_factory=dict)
@@ -166,6 +189,9 @@ class Expectations:
             key = (action, resource_uri)
             previous = self.durations.get(key)
             self.durations[key] = seconds if previous is None else previous + SMOOTHING * (seconds - previous)
+            event = self.learnt_events.get(key)
+            if event is not None:
+                event.set()
         self.observed.append((action, resource_uri, seconds))
         if self.record is not None:
             self.record(action, resource_uri, seconds)
@@ -194,16 +220,44 @@ class Poller:
 
         Raise RequestLost at the deadline and RequestVanished on 404.
         """
-        from orchestrator.errors import NotFound
-
         request_id = request["requestId"]
         if request.get("requestStatus") not in (None, "in-progress"):
             return request
         expected = self.expectations.get(action, resource_uri)
+        key = (action, resource_uri)
+        leads = expected is None and key not in self.expectations.exploring
+        if leads:
+            self.expectations.exploring.add(key)
+        try:
+            return await self._poll(request_id, action, resource_uri, sent_at, deadline_at, on_poll, expected, leads)
+        finally:
+            if leads:
+                self.expectations.exploring.discard(key)
+
+    async def _poll(
+        self,
+        request_id: str,
+        action: str,
+        resource_uri: str,
+        sent_at: float,
+        deadline_at: float,
+        on_poll: Callable[[dict[str, Any]], None] | None,
+        expected: float | None,
+        leads: bool,
+    ) -> dict[str, Any]:
+        from orchestrator.errors import NotFound
+
         next_poll = sent_at + (expected_delay(expected) if expected is not None else FIRST_POLL_SECONDS)
         polls = 0
         while True:
-            await self.clock.sleep_until(min(next_poll, deadline_at))
+            if expected is None and not leads:
+                await self._sleep_or_learn(min(next_poll, deadline_at), action, resource_uri)
+                expected = self.expectations.get(action, resource_uri)
+                if expected is not None:
+                    # Another request of the same kind finished first: poll at this one's expected end.
+                    await self.clock.sleep_until(min(next_poll, sent_at + expected_delay(expected), deadline_at))
+            else:
+                await self.clock.sleep_until(min(next_poll, deadline_at))
             try:
                 current = await self.client.get_request(request_id)
             except NotFound:
@@ -221,4 +275,22 @@ class Poller:
                 return current
             if now >= deadline_at:
                 raise RequestLost(current, now - sent_at)
-            next_poll = now + next_interval(now - sent_at, self._rng)
+            if expected is None and not leads:
+                next_poll = now + min(MAX_INTERVAL_SECONDS, max(MIN_INTERVAL_SECONDS, FOLLOWER_BACKOFF_FRACTION * (now - sent_at)))
+            else:
+                next_poll = now + next_interval(now - sent_at, self._rng)
+
+    async def _sleep_or_learn(self, deadline: float, action: str, resource_uri: str) -> None:
+        """Sleep until `deadline`, or until a duration for the action and resource URI is learnt."""
+        learnt = self.expectations.learnt_event(action, resource_uri)
+        if learnt.is_set():
+            return
+        async with anyio.create_task_group() as group:
+
+            async def wake_when_learnt() -> None:
+                await learnt.wait()
+                group.cancel_scope.cancel()
+
+            group.start_soon(wake_when_learnt)
+            await self.clock.sleep_until(deadline)
+            group.cancel_scope.cancel()

@@ -1,5 +1,7 @@
 """The poller's schedule, driven by a manual clock: prompt notice with few calls."""
 
+from datetime import UTC, datetime
+
 import anyio
 import pytest
 from anyio import wait_all_tasks_blocked
@@ -158,3 +160,62 @@ def test_transient_floor_raises_expectation():
     expectations.observe_ready("vm.stable", "vm/p/r/small", 6.1, None)
     assert expectations.get("vm.stable", "vm/p/r/small") > 6.0
     assert learnt[0] > 6.0
+
+
+def stamp(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class StampedRequests:
+    """Stands in for the API with several requests, each sent at 0 and finishing at its own time."""
+
+    def __init__(self, clock: ManualClock, finish_at: dict[str, float]) -> None:
+        self.clock = clock
+        self.finish_at = finish_at
+        self.polls: dict[str, list[float]] = {request_id: [] for request_id in finish_at}
+
+    async def get_request(self, request_id: str) -> dict:
+        now = self.clock.now()
+        self.polls[request_id].append(now)
+        finish = self.finish_at[request_id]
+        if now < finish:
+            return {"requestId": request_id, "requestStatus": "in-progress", "created": stamp(0.0), "updated": stamp(0.0)}
+        return {"requestId": request_id, "requestStatus": "completed", "created": stamp(0.0), "updated": stamp(finish)}
+
+
+async def test_second_request_waits_for_what_first_learns():
+    clock = ManualClock()
+    api = StampedRequests(clock, {"first": 7.3, "second": 7.4})
+    poller = Poller(api, clock, Expectations(), seed=1)
+    done = {name: anyio.Event() for name in api.finish_at}
+
+    async def run(name: str) -> None:
+        await poller.follow(
+            {"requestId": name, "requestStatus": "in-progress"},
+            action="vm.create",
+            resource_uri="vm/p/r/s",
+            sent_at=0.0,
+            deadline_at=600.0,
+        )
+        done[name].set()
+
+    all_done = anyio.Event()
+
+    async def wait_both() -> None:
+        for event in done.values():
+            await event.wait()
+        all_done.set()
+
+    async with anyio.create_task_group() as task_group:
+        task_group.start_soon(run, "first")
+        await wait_all_tasks_blocked()
+        task_group.start_soon(run, "second")
+        task_group.start_soon(wait_both)
+        await drive(clock, all_done)
+
+    first, second = api.polls["first"], api.polls["second"]
+    assert len(second) * 2 < len(first)
+    bound = max(MIN_INTERVAL_SECONDS, BACKOFF_FRACTION * (1 + JITTER_FRACTION) * 7.4)
+    assert 0 <= second[-1] - 7.4 <= bound
+    # The second request is polled once after the first one finished.
+    assert len([at for at in second if at >= first[-1]]) == 1
