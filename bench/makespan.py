@@ -301,8 +301,8 @@ def render(results: list[dict[str, Any]], arguments: argparse.Namespace, paralle
         ("The engine times its first poll of a request, and its first refresh of a booting VM or building "
         "image, from the durations it observed on earlier runs (smoothed, stored in the state). The table "
         "compares what the state held after each run with the profile's true durations. The engine's "
-        "`stable` entries run from the moment it saw the create finish to the moment a retrieve showed the "
-        "instance stable, so they compare with the boot or build time."),
+        "`stable` entries are counted on the server's clock, from the instance's `created` stamp to the end "
+        "of the refresh that found it stable, so they compare with the boot or build time."),
         "",
     ]
     header = ["engine action", "profile (s)"] + [
