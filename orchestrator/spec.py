@@ -15,7 +15,9 @@ Each resource has a `type` (kp, sg, vs, vm, image), a `resource` id or a whole
 
 from __future__ import annotations
 
+import datetime as dt
 import difflib
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -157,7 +159,10 @@ class _Collector:
         self.problems: list[SpecProblem] = []
 
     def add(self, position: Position, message: str) -> None:
-        self.problems.append(SpecProblem(self.file, position.line, position.column, message))
+        problem = SpecProblem(self.file, position.line, position.column, message)
+        # A block reused through an alias repeats its problems at the same place.
+        if problem not in self.problems:
+            self.problems.append(problem)
 
 
 def load_spec(path: str | Path) -> WorkloadSpec:
@@ -213,10 +218,19 @@ class _NotPlain:
 
 
 _NOT_PLAIN: Any = _NotPlain()
+
+
+class _Unusual(Exception):
+    """Raised inside the fast reading for a value the composer has to report."""
+
 _NO_KEY: Any = object()
 _IMPLICIT_RESOLVERS = yaml.resolver.Resolver.yaml_implicit_resolvers
 _STRING_TAG = "tag:yaml.org,2002:str"
 _MERGE_TAG = "tag:yaml.org,2002:merge"
+_PLAIN_TAGS = ("tag:yaml.org,2002:map", "tag:yaml.org,2002:seq", _STRING_TAG)
+_SCALAR_CONSTRUCTORS = yaml.constructor.SafeConstructor.yaml_constructors
+# Values the composer may build from aliases, beyond one per character of the file.
+MIN_VALUE_BUDGET = 100_000
 
 
 def _plain_document(text: str) -> Any:
@@ -244,6 +258,8 @@ def _plain_document(text: str) -> Any:
         else:
             node = yaml.ScalarNode(tag, value)
             result = constructor.construct_object(node, deep=True)
+            if _unsupported_value(result) is not None:
+                raise _Unusual
         scalars[value] = result
         return result
 
@@ -287,7 +303,7 @@ def _plain_document(text: str) -> Any:
             else:
                 container[key] = value
                 stack[-1] = (container, _NO_KEY)
-    except yaml.YAMLError:
+    except (yaml.YAMLError, _Unusual):
         return _NOT_PLAIN
     # An empty file has no document and stays _NOT_PLAIN, so the full composer reports it.
     return document
@@ -300,12 +316,20 @@ def _compose(text: str, problems: _Collector, positions: dict[Path_, Position]) 
         if node is None:
             problems.add(Position(1, 1), "the file is empty; a workload needs 'workload' and 'resources'")
             return None
-        return _to_python(loader, node, (), positions, problems)
+        # Aliases can make a short file expand without bound, so the values built are capped.
+        budget = _Budget(len(text) + MIN_VALUE_BUDGET)
+        return _to_python(loader, node, (), positions, problems, budget)
+    except _TooManyValues as error:
+        problems.add(
+            error.position,
+            f"aliases here expand the file to more than {error.limit:,} values; write the repeated parts out "
+            "or use fewer nested aliases",
+        )
+        return None
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         where = Position(mark.line + 1, mark.column + 1) if mark else Position(1, 1)
-        problem = error.problem or error.context or "invalid YAML"
-        problems.add(where, f"invalid YAML: {problem}")
+        problems.add(where, f"invalid YAML: {_yaml_error_message(error)}")
         return None
     except yaml.YAMLError as error:
         problems.add(Position(1, 1), f"invalid YAML: {error}")
@@ -314,21 +338,73 @@ def _compose(text: str, problems: _Collector, positions: dict[Path_, Position]) 
         loader.dispose()
 
 
+class _Budget:
+    """The number of values the composer may still build."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.remaining = limit
+
+
+class _TooManyValues(Exception):
+    def __init__(self, position: Position, limit: int) -> None:
+        super().__init__(f"more than {limit} values")
+        self.position = position
+        self.limit = limit
+
+
+def _yaml_error_message(error: yaml.MarkedYAMLError) -> str:
+    """Describe a YAML syntax error, with where its construct started and a likely fix."""
+    problem = error.problem or error.context or "invalid YAML"
+    if "\\t" in problem or "'\t'" in problem:
+        return f"{problem} (a tab; indent with spaces)"
+    if "another document" in problem:
+        return "a workload file holds one YAML document; remove the second '---' and what follows it"
+    if "undefined alias" in (error.context or "") + problem and error.problem_mark is not None:
+        return f"{problem}; define the anchor with '&name' before the alias '*name' uses it"
+    if error.context and error.context_mark is not None and error.problem:
+        start = error.context_mark
+        return f"{error.problem} ({error.context} at {start.line + 1}:{start.column + 1})"
+    return problem
+
+
+def _unsupported_value(value: Any) -> str | None:
+    """Return why a constructed value cannot be sent as JSON, or None when it can."""
+    if value is None or isinstance(value, (str, bool, int)):
+        return None
+    if isinstance(value, float):
+        return None if math.isfinite(value) else f"{value} is not a finite number; give a number or quote it"
+    kind = type(value).__name__
+    if isinstance(value, (dt.date, dt.datetime)):
+        return f"{value.isoformat()} is read as a {kind}; quote it ('{value.isoformat()}') to keep it as text"
+    return f"a {kind} value is not supported here; give text, a number, true or false"
+
+
 def _to_python(
     loader: yaml.SafeLoader | yaml.CSafeLoader,
     node: yaml.Node,
     path: Path_,
     positions: dict[Path_, Position],
     problems: _Collector,
+    budget: _Budget,
 ) -> Any:
-    positions.setdefault(path, Position(node.start_mark.line + 1, node.start_mark.column + 1))
+    position = Position(node.start_mark.line + 1, node.start_mark.column + 1)
+    budget.remaining -= 1
+    if budget.remaining < 0:
+        raise _TooManyValues(position, budget.limit)
+    positions.setdefault(path, position)
+    if node.tag not in _PLAIN_TAGS and (
+        not isinstance(node, yaml.ScalarNode) or node.tag not in _SCALAR_CONSTRUCTORS
+    ):
+        problems.add(position, f"tag '{node.tag}' is not supported in a workload file; remove it")
+        return None
     if isinstance(node, yaml.MappingNode):
         result: dict[Any, Any] = {}
         merged: list[Any] = []
         for key_node, value_node in node.value:
             if key_node.tag == _MERGE_TAG:
                 # `<<: *defaults` (or a list of them): keys written in this mapping take precedence.
-                value = _to_python(loader, value_node, path, positions, problems)
+                value = _to_python(loader, value_node, path, positions, problems, budget)
                 sources = value if isinstance(value, list) else [value]
                 if not all(isinstance(source, dict) for source in sources):
                     problems.add(
@@ -338,26 +414,49 @@ def _to_python(
                     continue
                 merged.extend(sources)
                 continue
-            key = loader.construct_object(key_node)
             key_position = Position(key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+            if not isinstance(key_node, yaml.ScalarNode):
+                problems.add(key_position, "a key must be text, not a list or mapping")
+                continue
+            key = loader.construct_object(key_node)
             if not isinstance(key, str):
-                problems.add(key_position, f"key {key!r} must be a string")
+                problems.add(key_position, f"key {key_node.value!r} is read as {_yaml_kind(key)}; quote it to use it as a name")
                 continue
             if key in result:
                 problems.add(key_position, f"duplicate key '{key}'; each key may appear once")
                 continue
             positions[path + (key, KEY_MARK)] = key_position
-            result[key] = _to_python(loader, value_node, path + (key,), positions, problems)
+            result[key] = _to_python(loader, value_node, path + (key,), positions, problems, budget)
         for source in merged:
             for key, value in source.items():
                 result.setdefault(key, value)
         return result
     if isinstance(node, yaml.SequenceNode):
         return [
-            _to_python(loader, item, path + (index,), positions, problems)
+            _to_python(loader, item, path + (index,), positions, problems, budget)
             for index, item in enumerate(node.value)
         ]
-    return loader.construct_object(node)
+    value = loader.construct_object(node)
+    unsupported = _unsupported_value(value)
+    if unsupported is not None:
+        problems.add(position, unsupported)
+        return None
+    return value
+
+
+def _shown(value: Any) -> str:
+    """Return a value for a message: YAML's word for true, false and null, with a hint to quote it."""
+    if value is None or isinstance(value, bool):
+        return f"{_yaml_kind(value)} (YAML reads yes, no, on, off and an empty value so; quote the value)"
+    return repr(value)
+
+
+def _yaml_kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return f"a {type(value).__name__}"
 
 
 def _suggest(word: str, choices: tuple[str, ...] | list[str]) -> str:
@@ -396,7 +495,8 @@ def _build(
     elif not isinstance(name, str) or not NAME_PATTERN.match(name):
         problems.add(
             at(("workload",)),
-            f"invalid workload name {name!r}: use letters, digits, '-' and '_', starting with a letter",
+            f"invalid workload name {_shown(name)}: use ASCII letters, digits, '-' and '_', "
+            "starting with a letter or '_'",
         )
         name = str(name)
 
@@ -539,6 +639,14 @@ def _build_resource(
         if key != "metadata" and key in body:
             parameters[key] = body[key]
 
+    size = body.get("sizeInGBytes")
+    size_is_reference = isinstance(size, str) and "${" in size
+    size_is_count = isinstance(size, int) and not isinstance(size, bool) and size >= 1
+    if type_name == "vs" and "sizeInGBytes" in body and not size_is_reference and not size_is_count:
+        problems.add(
+            at(path + ("sizeInGBytes",)),
+            f"invalid sizeInGBytes {_shown(size)}: give a whole number of gigabytes, e.g. 10",
+        )
     if type_name == "vm" and "imageUri" not in body:
         problems.add(
             at(path),
@@ -598,7 +706,9 @@ def _resource_location(
             )
             value = ""
         elif not isinstance(value, str) or "/" in value or not value:
-            problems.add(at(path + (key,)), f"invalid {key} {value!r}: give a plain name such as 'nova'")
+            # A value taken from `defaults` is reported where it is written.
+            written_at = path + (key,) if key in body else ("defaults", key)
+            problems.add(at(written_at), f"invalid {key} {_shown(value)}: give a plain name such as 'nova'")
             value = ""
         values[key] = value
 
@@ -613,7 +723,7 @@ def _resource_location(
     elif not isinstance(resource_id, str) or "/" in resource_id:
         problems.add(
             at(path + ("resource",)),
-            f"invalid resource id {resource_id!r}: give an id such as 'standard.small', "
+            f"invalid resource id {_shown(resource_id)}: give an id such as 'standard.small', "
             "or a whole 'resourceUri'",
         )
         resource_id = ""
@@ -626,7 +736,7 @@ def _build_depends_on(raw: Any, path: Path_, at: Any, problems: _Collector) -> l
     if isinstance(raw, str):
         raw = [raw]
     if not isinstance(raw, list) or not all(isinstance(item, str) for item in raw):
-        problems.add(at(path + ("depends_on",)), "'depends_on' must be a list of resource names")
+        problems.add(at(path + ("depends_on",)), "'depends_on' must be a resource name or a list of them, e.g. [kp1, web[0]]")
         return []
     return list(raw)
 
@@ -771,6 +881,11 @@ def _reference_problem(
         if owner is None or owner.count is None:
             return "${count.index} is only valid inside a resource with 'count'"
         return None
+    if owner is not None and is_secret_reference(reference):
+        return (
+            f"reference {reference.text} reads a secret into '{owner.name}', where the API and plain output "
+            "would show it; read secrets only under 'outputs', which show them as <sensitive>"
+        )
     target = resources.get(reference.name)
     if target is None:
         return f"reference {reference.text} names unknown resource '{reference.name}'" + _suggest(

@@ -31,7 +31,8 @@ def validate(file: Path) -> None:
     """Check FILE and list every problem with file:line:column; no API call."""
     spec = load_spec(file)
     graph_ = build_graph(spec)
-    click.echo(f"{file}: valid workload '{spec.name}' with {graph_.number_of_nodes()} resources")
+    count = graph_.number_of_nodes()
+    click.echo(f"{file}: valid workload '{spec.name}' with {count} resource{'' if count == 1 else 's'}")
 
 
 @click.command()

@@ -164,11 +164,8 @@ off_word: Off
 hex: 0x1F
 underscored: 1_000
 octal: 010
-date: 2026-01-02
-stamp: 2026-01-02T03:04:05Z
 tilde: ~
 empty:
-infinity: .inf
 fraction: -.5
 exponent: 1.0e3
 quoted_yes: "yes"
@@ -191,7 +188,19 @@ def test_fast_reading_matches_safe_load():
 
 @pytest.mark.parametrize(
     "text",
-    ["a: &x 1\nb: *x\n", "a: !!str 1\n", "<<: {a: 1}\n", "a: 1\na: 2\n", "", "a: [\n", "1: a\n", "a: 1\n---\nb: 2\n"],
+    [
+        "a: 2026-01-02\n",
+        "a: 2026-01-02T03:04:05Z\n",
+        "a: .inf\n",
+        "a: &x 1\nb: *x\n",
+        "a: !!str 1\n",
+        "<<: {a: 1}\n",
+        "a: 1\na: 2\n",
+        "",
+        "a: [\n",
+        "1: a\n",
+        "a: 1\n---\nb: 2\n",
+    ],
 )
 def test_fast_reading_leaves_unusual_files_to_the_composer(text):
     from orchestrator.spec import _NOT_PLAIN, _plain_document
@@ -220,3 +229,65 @@ def test_positions_are_found_after_the_fast_reading():
     assert spec.known_positions is None
     assert spec.key_position_of(("resources", "b")).line == 6
     assert spec.position_of(("resources", "b", "type")).column == 11
+
+
+def test_date_value_must_be_quoted():
+    problems = problems_of(VALID_HEADER + "  kp1:\n    type: kp\n    metadata: {created: 2026-01-02}\n")
+    assert len(problems) == 1
+    line, column, message = problems[0]
+    assert (line, column) == (6, 25)
+    assert "quote it ('2026-01-02')" in message
+
+
+def test_nested_aliases_are_bounded():
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x]"]
+    for level in range(1, 9):
+        previous = f"*a{level - 1}"
+        lines.append(f"a{level}: &a{level} [{', '.join([previous] * 9)}]")
+    text = VALID_HEADER + "  kp1:\n    type: kp\n    metadata:\n" + "".join(f"      {line}\n" for line in lines)
+    problems = problems_of(text)
+    assert len(problems) == 1
+    assert "aliases here expand the file" in problems[0][2]
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["!foo bar", "!!python/object/apply:os.system [echo]", "!!set {a, b}", "!!binary aGVsbG8="],
+)
+def test_tags_and_binary_values_are_rejected(value):
+    problems = problems_of(VALID_HEADER + f"  kp1:\n    type: kp\n    metadata:\n      name: {value}\n")
+    assert len(problems) == 1
+    assert problems[0][:2] == (7, 13)
+
+
+def test_secret_reference_in_resource_is_rejected():
+    problems = problems_of(
+        VALID_HEADER
+        + "  kp1: {type: kp}\n"
+        + "  kp2:\n    type: kp\n    metadata: {copy: '${kp1.attributes.privateKey}'}\n"
+    )
+    assert len(problems) == 1
+    assert "read secrets only under 'outputs'" in problems[0][2]
+
+
+def test_volume_size_must_be_whole_number():
+    problems = problems_of(VALID_HEADER + "  v1:\n    type: vs\n    resource: standard.10\n    sizeInGBytes: abc\n")
+    assert problems == [(7, 5, "invalid sizeInGBytes 'abc': give a whole number of gigabytes, e.g. 10")]
+
+
+def test_bad_default_reported_where_written():
+    text = "workload: demo\ndefaults:\n  provider: hpcloud\n  region: nova/x\nresources:\n  a: {type: kp}\n  b: {type: kp}\n"
+    problems = problems_of(text)
+    assert len(problems) == 1
+    assert problems[0][:2] == (4, 3)
+
+
+def test_unclosed_quote_names_where_it_starts():
+    problems = problems_of(VALID_HEADER + "  kp1:\n    type: kp\n    metadata: {name: 'open}\n  kp2: {type: kp}\n")
+    assert len(problems) == 1
+    assert "while scanning a quoted scalar at 6:22" in problems[0][2]
+
+
+def test_yes_as_key_is_explained():
+    problems = problems_of(VALID_HEADER + "  kp1:\n    type: kp\n    metadata: {yes: 1}\n")
+    assert problems == [(6, 16, "key 'yes' is read as true; quote it to use it as a name")]
