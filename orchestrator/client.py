@@ -52,7 +52,7 @@ PREFLIGHT_ATTEMPTS = 3
 # Seconds the connection check waits for a response, shorter than other calls' time-out.
 PREFLIGHT_TIMEOUT_SECONDS = 10.0
 
-# Characters left as they are in a path sent in process; others are percent-encoded.
+# Characters left as they are in a call's path; others are percent-encoded.
 _PATH_SAFE = "/:@!$&'()*+,;=-._~"
 
 STATUS_ERRORS: dict[int, type[ApiError]] = {
@@ -352,6 +352,8 @@ class CwsClient:
         if self._limiter is not None:
             await self._limiter.acquire()
         self.calls[endpoint_name] += 1
+        # Ids and resource URIs go into the path; a '?', '#' or '%' in one must reach the server as written.
+        path = quote(path, safe=_PATH_SAFE)
         url = self.endpoint + "/api" + path
         seconds = self._timeout if timeout is None else timeout
         headers = self._headers
@@ -371,7 +373,7 @@ class CwsClient:
                             (b"content-type", b"application/json"),
                             (b"content-length", str(len(content)).encode("ascii")),
                         ]
-                    target = quote("/api" + path, safe=_PATH_SAFE) + query
+                    target = "/api" + path + query
                     status, response_headers, body = await self._call_in_process(
                         method, target, raw_headers, content or b""
                     )

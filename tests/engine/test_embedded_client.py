@@ -75,6 +75,10 @@ async def test_in_process_path_is_percent_encoded(tmp_path: Path) -> None:
     try:
         with pytest.raises(NotFound) as missing:
             await client.get_instance("no such id")
+        with pytest.raises(NotFound) as marked:
+            await client.get_instance("what?#%41")
     finally:
         await client.aclose()
     assert "no such id" in str(missing.value)
+    # '?', '#' and '%' reach the server as part of the id, not as a query, fragment or escape.
+    assert "what?#%41" in str(marked.value)
