@@ -141,11 +141,11 @@ class RunContext:
             if self.server_offset is None or offset < self.server_offset:
                 self.server_offset = offset
 
-    def to_local_time(self, stamp: float, fallback: float) -> float:
-        """Return a server timestamp on this run's clock, never later than `fallback`."""
+    def local_time(self, stamp: float) -> float | None:
+        """Return a server timestamp (epoch seconds, 0 when missing) on this run's clock, or None."""
         if not stamp or self.server_offset is None:
-            return fallback
-        return min(fallback, stamp + self.server_offset)
+            return None
+        return stamp + self.server_offset
 
 
 def instance_outputs(instance: dict[str, Any]) -> dict[str, Any]:
@@ -602,7 +602,8 @@ class NodeOperator:
         next_refresh = created_at
         if expected_stable is not None:
             # The boot started when the server created the instance, a little before this run saw it.
-            started_at = context.to_local_time(started_stamp, created_at)
+            server_started_at = context.local_time(started_stamp)
+            started_at = created_at if server_started_at is None else min(created_at, server_started_at)
             next_refresh = started_at + max(0.0, expected_stable + ready_margin(expected_stable) - expected_retrieve)
         refreshes = 0
         # The server-side elapsed time of the latest refresh that still saw the instance transient.
@@ -830,11 +831,12 @@ class NodeOperator:
         """
         context = self.context
         expected = context.poller.expectations.get(action, resource_uri)
-        # A call sent in a burst reaches the server later than it left here; the server's
-        # `created` stamp, on this run's clock, is when the request's time started.
+        # A call sent in a burst reaches the server later than it left here. So the request's time
+        # starts at the server's `created` stamp, converted to this run's clock.
         created_stamp = _epoch_seconds(request.get("created"))
-        if created_stamp and context.server_offset is not None:
-            sent_at = max(sent_at, created_stamp + context.server_offset)
+        server_created_at = context.local_time(created_stamp)
+        if server_created_at is not None:
+            sent_at = max(sent_at, server_created_at)
         if instance_id:
             # With nothing learnt yet, the read goes out when the poller's first poll would.
             delay = expected_delay(expected) if expected is not None else FIRST_POLL_SECONDS
@@ -842,8 +844,8 @@ class NodeOperator:
             instance = await self._get_instance_or_none(instance_id)
             if instance is not None and settled(instance):
                 # The instance's `updated` is when the request settled, on the server's clock.
-                stamped = _epoch_seconds(instance.get("updated")) - _epoch_seconds(request.get("created"))
-                if request.get("created") and 0 <= stamped < context.clock.now() - sent_at + 1:
+                stamped = _epoch_seconds(instance.get("updated")) - created_stamp
+                if created_stamp and 0 <= stamped < context.clock.now() - sent_at + 1:
                     context.poller.expectations.observe(
                         action, resource_uri, stamped, first_try=False, server_stamped=True
                     )
