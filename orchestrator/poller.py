@@ -101,6 +101,11 @@ def ready_margin(expected: float) -> float:
     return max(READY_MARGIN_SECONDS, READY_MARGIN_FRACTION * expected)
 
 
+def follower_interval(waited: float) -> float:
+    """Return the wait before the next poll of a request that waits for another's duration."""
+    return min(MAX_INTERVAL_SECONDS, max(MIN_INTERVAL_SECONDS, FOLLOWER_BACKOFF_FRACTION * waited))
+
+
 def next_interval(waited: float, rng: random.Random) -> float:
     """Return the wait before the next poll of a request already waited on for `waited` seconds."""
     base = max(MIN_INTERVAL_SECONDS, waited * BACKOFF_FRACTION)
@@ -113,13 +118,17 @@ class Expectations:
     """Smoothed durations in seconds by (action, resource URI), learnt across runs."""
 
     durations: dict[tuple[str, str], float] = field(default_factory=dict)
-    record: Callable[[str, str, float], None] | None = None
     # Every observation of this run, in order, for a state that stores them all at the end.
     observed: list[tuple[str, str, float]] = field(default_factory=list)
     # Keys with nothing learnt whose duration one followed request is finding out, and the
     # events set when a duration for a key is learnt during the run.
     exploring: set[tuple[str, str]] = field(default_factory=set)
     learnt_events: dict[tuple[str, str], anyio.Event] = field(default_factory=dict)
+
+    # Per key, the longest duration this run has seen still under way (a lower bound)
+    # and the shortest seen finished (an upper bound, when durations do not vary).
+    floors: dict[tuple[str, str], float] = field(default_factory=dict)
+    ceilings: dict[tuple[str, str], float] = field(default_factory=dict)
 
     def learnt_event(self, action: str, resource_uri: str) -> anyio.Event:
         """Return an event that is set once a duration for the key is known in this run."""
@@ -130,10 +139,6 @@ class Expectations:
         if key in self.durations:
             event.set()
         return event
-    # Per key, the longest duration this run has seen still under way (a lower bound)
-    # and the shortest seen finished (an upper bound, when durations do not vary).
-    floors: dict[tuple[str, str], float] = field(default_factory=dict)
-    ceilings: dict[tuple[str, str], float] = field(default_factory=dict)
 
     def get(self, action: str, resource_uri: str) -> float | None:
         key = (action, resource_uri)
@@ -156,9 +161,9 @@ class Expectations:
         `seconds` is an upper bound on the duration. Without `last_transient`
         the refresh was the first, timed a margin past the expected end, and
         that margin is taken off. With `last_transient`, the elapsed time of
-        the refresh before, the duration lies between the two, narrowed by the
-        run's other observations, and a point a quarter of the way up that
-        interval, and at least a margin above its bottom, is learnt.
+        the refresh before, the duration lies between the two, and the run's
+        other observations may narrow that interval. The point learnt is a
+        quarter of the way up it, and at least a margin above its bottom.
         """
         key = (action, resource_uri)
         floor = self.floors.get(key)
@@ -177,7 +182,7 @@ class Expectations:
     def observe(
         self, action: str, resource_uri: str, seconds: float, *, first_try: bool, server_stamped: bool = False
     ) -> None:
-        """Fold one observed duration into the smoothed one in the state.
+        """Add one observed duration to `observed`, which the state folds into its smoothed one after the run.
 
         A duration from the server's own stamps also updates this run's
         estimates at once. One measured on this side includes polling delay and
@@ -193,8 +198,6 @@ class Expectations:
             if event is not None:
                 event.set()
         self.observed.append((action, resource_uri, seconds))
-        if self.record is not None:
-            self.record(action, resource_uri, seconds)
 
 
 class Poller:
@@ -276,7 +279,7 @@ class Poller:
             if now >= deadline_at:
                 raise RequestLost(current, now - sent_at)
             if expected is None and not leads:
-                next_poll = now + min(MAX_INTERVAL_SECONDS, max(MIN_INTERVAL_SECONDS, FOLLOWER_BACKOFF_FRACTION * (now - sent_at)))
+                next_poll = now + follower_interval(now - sent_at)
             else:
                 next_poll = now + next_interval(now - sent_at, self._rng)
 

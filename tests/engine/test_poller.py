@@ -86,12 +86,12 @@ async def follow(clock, api, expectations, deadline=600.0):
 async def test_known_duration_needs_one_poll():
     clock = ManualClock()
     api = ScriptedRequests(clock, finish_at=3.4)
-    recorded = []
-    expectations = Expectations({("vm.create", "vm/p/r/s"): 3.4}, record=lambda *args: recorded.append(args))
+    expectations = Expectations({("vm.create", "vm/p/r/s"): 3.4})
     outcome = await follow(clock, api, expectations)
     assert outcome["request"]["requestStatus"] == "completed"
     assert api.polls == [pytest.approx(expected_delay(3.4))]
-    assert recorded and recorded[0][0] == "vm.create"
+    assert expectations.observed
+    assert expectations.observed[0][0] == "vm.create"
 
 
 async def test_unknown_duration_noticed_within_bound():
@@ -123,10 +123,10 @@ async def test_request_never_finishing_is_lost_at_deadline():
     assert api.polls[-1] == pytest.approx(30.0)
 
 
-def test_ready_without_transient_learns_a_little_less():
-    learnt: list[float] = []
-    expectations = Expectations(record=lambda action, uri, seconds: learnt.append(seconds))
+def test_ready_first_try_learns_less():
+    expectations = Expectations()
     expectations.observe_ready("vm.stable", "vm/p/r/small", 10.0, None)
+    learnt = [seconds for _, _, seconds in expectations.observed]
     expected = (10.0 - ready_margin(10.0)) * READY_PROBE_FACTOR
     assert learnt == [pytest.approx(expected)]
     assert learnt[0] < 10.0 - ready_margin(10.0)
@@ -150,16 +150,13 @@ def test_ready_bracket_narrowed_by_earlier_ready():
 
 
 def test_transient_floor_raises_expectation():
-    learnt: list[float] = []
-    expectations = Expectations(
-        {("vm.stable", "vm/p/r/small"): 5.0}, record=lambda action, uri, seconds: learnt.append(seconds)
-    )
+    expectations = Expectations({("vm.stable", "vm/p/r/small"): 5.0})
     expectations.observe_transient("vm.stable", "vm/p/r/small", 6.0)
     assert expectations.get("vm.stable", "vm/p/r/small") > 6.0
-    # A later ready observation learns no less than the floor, though 6.1 × 0.98 is below it.
+    # A later ready observation learns the floor plus its margin, though 6.1 less its margin is below that.
     expectations.observe_ready("vm.stable", "vm/p/r/small", 6.1, None)
     assert expectations.get("vm.stable", "vm/p/r/small") > 6.0
-    assert learnt[0] > 6.0
+    assert expectations.observed[0][2] == pytest.approx(6.0 + ready_margin(6.0))
 
 
 def stamp(seconds: float) -> str:
@@ -183,7 +180,7 @@ class StampedRequests:
         return {"requestId": request_id, "requestStatus": "completed", "created": stamp(0.0), "updated": stamp(finish)}
 
 
-async def test_second_request_waits_for_what_first_learns():
+async def test_follower_waits_for_leader_duration():
     clock = ManualClock()
     api = StampedRequests(clock, {"first": 7.3, "second": 7.4})
     poller = Poller(api, clock, Expectations(), seed=1)
