@@ -146,19 +146,17 @@ class CwsClient:
             limits=httpx.Limits(max_connections=max_concurrent_calls, max_keepalive_connections=max_concurrent_calls)
         )
         credentials = base64.b64encode(f"{api_key}:{api_secret}".encode()).decode("ascii")
-        self._headers = {
-            "Accept": "application/json",
-            "User-Agent": "cws-workload",
-            "Authorization": f"Basic {credentials}",
-        }
+        # Lower-case byte pairs, as both httpx and an ASGI app take them.
+        self._headers = [
+            (b"host", urlsplit(self.endpoint).netloc.encode("ascii")),
+            (b"accept", b"application/json"),
+            (b"user-agent", b"cws-workload"),
+            (b"authorization", f"Basic {credentials}".encode("ascii")),
+        ]
         self._timeout = timeout
         # A transport that runs the API in this process may offer `call_in_process`
         # (see orchestrator/embedded.py), which skips httpx's request and response objects.
         self._call_in_process = getattr(transport, "call_in_process", None)
-        self._raw_headers = [
-            (b"host", urlsplit(self.endpoint).netloc.encode("ascii")),
-            *((name.lower().encode("ascii"), value.encode("ascii")) for name, value in self._headers.items()),
-        ]
         self._limiter = RateLimiter(max_rps) if max_rps else None
         # Calls wait here rather than in httpx's pool, whose scan of queued requests
         # costs time on every response once hundreds are queued.
@@ -359,23 +357,19 @@ class CwsClient:
         headers = self._headers
         content = None
         if json is not None:
-            headers = {**headers, "Content-Type": "application/json"}
             content = json_module.dumps(json).encode()
+            headers = [
+                *headers,
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(content)).encode("ascii")),
+            ]
         query = "?" + urlencode(params) if params else ""
         response: httpx.Response | None = None
         try:
             async with self._in_flight:
                 if self._call_in_process is not None:
-                    raw_headers = self._raw_headers
-                    if content is not None:
-                        raw_headers = [
-                            *raw_headers,
-                            (b"content-type", b"application/json"),
-                            (b"content-length", str(len(content)).encode("ascii")),
-                        ]
-                    target = "/api" + path + query
                     status, response_headers, body = await self._call_in_process(
-                        method, target, raw_headers, content or b""
+                        method, "/api" + path + query, headers, content or b""
                     )
                 else:
                     request = httpx.Request(
