@@ -227,9 +227,9 @@ class ApiCalls:
         account = self.emulator.begin(request, "createImage")
         self.emulator.require_payment_information(account)
         if action != "image":
-            given = "missing" if action is None else repr(action)
+            received = "missing" if action is None else repr(action)
             raise bodies.invalid(
-                f"action {given} is not supported by POST; use action=image, or PUT for the other actions", "INVALID_ACTION"
+                f"action {received} is not supported by POST; use action=image, or PUT for the other actions", "INVALID_ACTION"
             )
         body = await _json_body(request)
         return await self.emulator.submit(self.service.plan_image(account, instance_id, body))

@@ -202,13 +202,13 @@ def test_fast_reading_matches_safe_load():
         "a: 1\n---\nb: 2\n",
     ],
 )
-def test_fast_reading_leaves_unusual_files_to_the_composer(text):
+def test_fast_reading_skips_unusual_files(text):
     from orchestrator.spec import _NOT_PLAIN, _plain_document
 
     assert _plain_document(text) is _NOT_PLAIN
 
 
-def test_anchors_and_merge_keys_give_the_same_spec():
+def test_anchors_give_same_spec():
     plain = parse_spec(
         VALID_HEADER
         + "  vm1:\n    type: vm\n    resource: standard.small\n    imageUri: image/hpcloud/nova/ami-1\n"
@@ -224,7 +224,7 @@ def test_anchors_and_merge_keys_give_the_same_spec():
     assert anchored.known_positions is not None
 
 
-def test_positions_are_found_after_the_fast_reading():
+def test_positions_found_after_fast_reading():
     spec = parse_spec(VALID_HEADER + "  a:\n    type: kp\n  b:\n    type: sg\n")
     assert spec.known_positions is None
     assert spec.key_position_of(("resources", "b")).line == 6
@@ -254,13 +254,13 @@ def test_nested_aliases_are_bounded():
     "value",
     ["!foo bar", "!!python/object/apply:os.system [echo]", "!!set {a, b}", "!!binary aGVsbG8="],
 )
-def test_tags_and_binary_values_are_rejected(value):
+def test_tags_and_binary_rejected(value):
     problems = problems_of(VALID_HEADER + f"  kp1:\n    type: kp\n    metadata:\n      name: {value}\n")
     assert len(problems) == 1
     assert problems[0][:2] == (7, 13)
 
 
-def test_secret_reference_in_resource_is_rejected():
+def test_secret_reference_in_resource_rejected():
     problems = problems_of(
         VALID_HEADER
         + "  kp1: {type: kp}\n"
